@@ -35,6 +35,7 @@ COLOURS = {
     "white": (0.0, 0.04, 0.95),
     "black": (0.0, 0.05, 0.13),
 }
+COLOURS_LIST = tuple(COLOURS)
 PATTERNS = ("plain", "stripes", "dots", "checks")
 CATEGORIES = ("top", "dress")
 BODY_SHAPES = ("slim", "broad")
@@ -344,8 +345,7 @@ def render(spec: Spec, size: int = 64) -> tuple[np.ndarray, dict[str, np.ndarray
         paint(_ellipse(u, v, side * 0.045, -0.68, 0.015, 0.012), np.array([0.1, 0.08, 0.08], np.float32))
     head = face | hair
 
-    garment = (garment_body | sleeves) & ~head
-    masks_hi = {"garment": garment, "sleeve": sleeves & ~head, "torso": garment & ~sleeves,
+    masks_hi = {"garment": (garment_body | sleeves) & ~head, "sleeve": sleeves & ~head,
                 "arm": arms & ~head}
 
     out = _downsample(img, k)
@@ -353,6 +353,9 @@ def render(spec: Spec, size: int = 64) -> tuple[np.ndarray, dict[str, np.ndarray
     image = np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
     masks = {name: (_downsample(m.astype(np.float32), k) >= 0.5).astype(np.uint8)
              for name, m in masks_hi.items()}
+    masks["sleeve"] &= masks["garment"]  # keep sleeve + torso = garment exact after downsampling
+    masks["torso"] = masks["garment"] & (1 - masks["sleeve"])
+    masks = {name: masks[name] for name in MASK_NAMES}
     return image, masks
 
 

@@ -1,0 +1,31 @@
+"""Shared test fixtures: small prepared SynthFashion splits, built once per session."""
+
+import logging
+
+import pytest
+import tensorflow as tf
+
+logging.getLogger("absl").setLevel(logging.WARNING)
+
+# Two logical CPUs so tf.distribute tests can run MirroredStrategy on one machine. This must happen
+# before TensorFlow initialises its devices, hence at collection time.
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def synth_config(tfds_dir):
+    from amgan_tf.data.datasets import DatasetConfig
+    return DatasetConfig(name="synthfashion", image_size=32, num_train=400, num_test=40,
+                         seed=3, data_dir=tfds_dir)
+
+
+@pytest.fixture(scope="session")
+def synth_train(synth_config):
+    from amgan_tf.data import datasets
+    return datasets.load_split(synth_config, "train")
