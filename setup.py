@@ -30,6 +30,7 @@ setup(
         "absl-py==2.5.1",
         "h5py==3.14.0",
         "scipy==1.17.1",
+        "tensorboard==2.21.0",  # tf.summary needs it; tensorflow 2.21 no longer depends on it
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF}"],

@@ -84,12 +84,15 @@ class ExampleSet:
 def builder(config: DatasetConfig):
     data_dir = os.path.expanduser(config.data_dir)
     if config.name == "synthfashion":
-        return builders.AmganSynthFashion(
-            data_dir=data_dir, config=builders.synthfashion_config(
-                config.image_size, config.num_train, config.num_test, config.seed))
-    cls = builders.READER_BUILDERS[config.name]
-    return cls(data_dir=data_dir,
-               config=builders.reader_config(config.manual_dir, **config.reader_options))
+        cls = builders.AmganSynthFashion
+        builder_config = builders.synthfashion_config(config.image_size, config.num_train,
+                                                      config.num_test, config.seed)
+    else:
+        cls = builders.READER_BUILDERS[config.name]
+        builder_config = builders.reader_config(config.manual_dir, **config.reader_options)
+    if builder_config.name in cls.builder_configs:  # TFDS refers to its predefined ones by name
+        builder_config = builder_config.name
+    return cls(data_dir=data_dir, config=builder_config)
 
 
 def prepare(config: DatasetConfig):
