@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from amgan_tf.data import datasets, pipeline
+from amgan_tf.progress import hms
 from amgan_tf.models.attribute_cnn import (AttributeCNN, AttributeCNNConfig, load_attribute_cnn,
                                            masked_classification_loss)
 
@@ -126,7 +127,7 @@ def run(config: ClassifierConfig, workdir: str) -> dict:
             log.info("classifier step %d/%d  loss %.4f  %s  %.0f img/s  ETA %s", s, config.steps,
                      float(loss), " ".join(f"{a.name}={float(l):.3f}" for a, l in
                                           zip(train.schema.attributes, per_attr)),
-                     rate, _hms(eta))
+                     rate, hms(eta))
             with writer.as_default(step=s):
                 tf.summary.scalar("loss/total", loss)
                 for a, l in zip(train.schema.attributes, per_attr):
@@ -141,7 +142,7 @@ def run(config: ClassifierConfig, workdir: str) -> dict:
                  config.steps)
         return {"step": int(step)}
 
-    log.info("Training done in %s; evaluating on %s/%s.", _hms(time.time() - t0),
+    log.info("Training done in %s; evaluating on %s/%s.", hms(time.time() - t0),
              config.data.name, config.test_split)
     model.save_to(os.path.join(workdir, MODEL_DIR))
     test = datasets.load_split(config.data, config.test_split)
@@ -164,7 +165,3 @@ def is_trained(workdir: str) -> bool:
 def load_trained(workdir: str) -> AttributeCNN:
     return load_attribute_cnn(os.path.join(workdir, MODEL_DIR))
 
-
-def _hms(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"

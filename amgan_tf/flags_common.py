@@ -92,3 +92,90 @@ def classifier_config(values: flags.FlagValues, seed: int = 0, log_every: int = 
         weight_decay=values.classifier_weight_decay, seed=seed, log_every=log_every,
         checkpoint_every=values.classifier_checkpoint_every,
         stop_after=values.classifier_stop_after)
+
+
+def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
+    from amgan_tf.losses import LossWeights
+    from amgan_tf.models.amgan import ATTENTION_SOURCES, AmganConfig
+    from amgan_tf.models.networks import DTYPE_POLICIES, GENERATOR_MODES
+    from amgan_tf.train_lib import STRATEGIES, TrainConfig
+    a, t, w = AmganConfig(), TrainConfig(), LossWeights()
+    d = flags.DEFINE_integer
+    d("steps", t.steps, "Training iterations (each: n_critic critic updates + 1 G update).",
+      flag_values=fv)
+    d("batch_size", a.batch_size, "Global batch size.", flag_values=fv)
+    d("n_critic", a.n_critic, "Critic updates per generator update.", flag_values=fv)
+    d("g_conv_dim", a.generator.conv_dim, "G first-layer channels.", flag_values=fv)
+    d("g_repeat_num", a.generator.repeat_num, "G residual blocks.", flag_values=fv)
+    d("d_conv_dim", a.critic.conv_dim, "D first-layer channels.", flag_values=fv)
+    d("d_repeat_num", a.critic.repeat_num, "D_I strided layers (D_C has two fewer).",
+      flag_values=fv)
+    d("d_max_dim", a.critic.max_dim, "Cap on critic channels.", flag_values=fv)
+    flags.DEFINE_enum("generator_mode", a.generator.mode, GENERATOR_MODES,
+                      "amgan (attention head), stargan (no attention), sagan (separate "
+                      "attention network).", flag_values=fv)
+    flags.DEFINE_enum("g_dtype_policy", a.generator.dtype_policy, DTYPE_POLICIES,
+                      "G's Keras dtype policy: mixed_bfloat16 is 2.5-3x faster on CPUs with "
+                      "AMX/AVX512-BF16; mixed_float16 for GPUs.", flag_values=fv)
+    flags.DEFINE_boolean("use_dc", a.use_dc, "Train the crop critic D_C.", flag_values=fv)
+    flags.DEFINE_enum("attention_source", a.attention_source, ATTENTION_SOURCES,
+                      "generator: learned mask; cam: the attribute CNN's CAM is the mask.",
+                      flag_values=fv)
+    for name in ("lambda_cls", "lambda_cyc", "lambda_a", "lambda_p", "lambda_gp",
+                 "lambda_mask_mean", "lambda_mask_tv", "lambda_id"):
+        flags.DEFINE_float(name, getattr(w, name), f"Loss weight {name}.", flag_values=fv)
+    flags.DEFINE_list("perceptual_layers", list(a.perceptual_layers),
+                      "Attribute-CNN features for L_p: conv5, avgpool.", flag_values=fv)
+    flags.DEFINE_float("crop_threshold", a.crop_threshold,
+                       "D_C crop: attention >= this share of its max.", flag_values=fv)
+    flags.DEFINE_float("learning_rate", a.learning_rate, "Adam lr of G and the critics.",
+                       flag_values=fv)
+    flags.DEFINE_float("beta1", a.beta_1, "Adam beta1.", flag_values=fv)
+    flags.DEFINE_float("beta2", a.beta_2, "Adam beta2.", flag_values=fv)
+    flags.DEFINE_enum("strategy", t.strategy, STRATEGIES,
+                      "auto: multi_worker if TF_CONFIG is set, mirrored if several GPUs.",
+                      flag_values=fv)
+    flags.DEFINE_boolean("jit_compile", t.jit_compile, "XLA-compile the train step (slower on "
+                         "CPU).", flag_values=fv)
+    d("checkpoint_every", t.checkpoint_every, "Steps between checkpoints.", flag_values=fv)
+    d("sample_every", t.sample_every, "Steps between sample sheets.", flag_values=fv)
+    d("eval_every", t.eval_every, "Steps between manipulation-accuracy checks.", flag_values=fv)
+    d("eval_images", t.eval_images, "Held-out images for the periodic check.", flag_values=fv)
+    d("final_eval_images", t.final_eval_images, "Test images for the final evaluation.",
+      flag_values=fv)
+    d("stop_after", 0, "Leave after this many steps in this run (resume later); 0 = to the end.",
+      flag_values=fv)
+    flags.DEFINE_string("classifier_workdir", "",
+                        "Trained attribute CNN workdir; '' = <workdir>/classifier (trained "
+                        "first if missing).", flag_values=fv)
+
+
+def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
+    import dataclasses as dc
+
+    from amgan_tf.losses import LossWeights
+    from amgan_tf.models.amgan import AmganConfig
+    from amgan_tf.models.networks import CriticConfig, GeneratorConfig
+    from amgan_tf.train_lib import TrainConfig
+    data = dataset_config(values)
+    weights = LossWeights(**{k: getattr(values, k) for k in (
+        "lambda_cls", "lambda_cyc", "lambda_a", "lambda_p", "lambda_gp", "lambda_mask_mean",
+        "lambda_mask_tv", "lambda_id")})
+    amgan = AmganConfig(
+        image_size=data.image_size, batch_size=values.batch_size, n_critic=values.n_critic,
+        generator=GeneratorConfig(conv_dim=values.g_conv_dim, repeat_num=values.g_repeat_num,
+                                  mode=values.generator_mode, dtype_policy=values.g_dtype_policy),
+        critic=CriticConfig(conv_dim=values.d_conv_dim, repeat_num=values.d_repeat_num,
+                            max_dim=values.d_max_dim),
+        use_dc=values.use_dc, attention_source=values.attention_source, weights=weights,
+        perceptual_layers=tuple(values.perceptual_layers), crop_threshold=values.crop_threshold,
+        learning_rate=values.learning_rate, beta_1=values.beta1, beta_2=values.beta2,
+        total_steps=values.steps)
+    classifier = dc.replace(classifier_config(values, seed, log_every), data=data)
+    return TrainConfig(
+        data=data, amgan=amgan, classifier=classifier,
+        classifier_workdir=values.classifier_workdir, steps=values.steps, seed=seed,
+        strategy=values.strategy, jit_compile=values.jit_compile, log_every=log_every,
+        checkpoint_every=values.checkpoint_every, sample_every=values.sample_every,
+        eval_every=values.eval_every, eval_images=values.eval_images,
+        final_eval_images=values.final_eval_images, stop_after=values.stop_after)

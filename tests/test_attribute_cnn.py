@@ -15,7 +15,7 @@ from amgan_tf.models.attribute_cnn import (AttributeCNN, AttributeCNNConfig, loa
 SCHEMA = AttributeSchema((Attribute("sleeve", ("short", "long", "none")),
                           Attribute("colour", ("red", "blue")),
                           Attribute("gender", ("f", "m"), manipulated=False)))
-TINY = AttributeCNNConfig(image_size=32, widths=(8, 8, 16, 16))
+TINY = AttributeCNNConfig(image_size=32, widths=(8, 8, 16))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,8 @@ def test_resnet50_input_size_gives_larger_cams():
 
 def test_small_resnet_rejects_strided_dilation():
     with pytest.raises(ValueError, match="both strided and dilated"):
-        backbones.small_resnet(32, strides=(1, 2, 2, 1), dilations=(1, 2, 1, 1))
+        backbones.small_resnet(32, widths=(8, 8, 8, 8), strides=(1, 2, 2, 1), blocks=(1, 1, 1, 1),
+                               dilations=(1, 2, 1, 1))
 
 
 def test_metrics_by_hand():

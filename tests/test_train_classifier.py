@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _config(synth_config, **overrides):
     return classifier_lib.ClassifierConfig(
-        data=synth_config, model=AttributeCNNConfig(image_size=32, widths=(8, 8, 16, 16)),
+        data=synth_config, model=AttributeCNNConfig(image_size=32, widths=(8, 8, 16)),
         steps=6, batch_size=8, log_every=2, checkpoint_every=2, **overrides)
 
 
@@ -54,7 +54,7 @@ def test_binary_killed_and_restarted_continues(synth_config, tmp_path):
     cmd = [sys.executable, "-m", "amgan_tf.train_classifier", f"--workdir={workdir}",
            f"--data_dir={synth_config.data_dir}", "--image_size=32", "--synth_num_train=400",
            "--synth_num_test=40", f"--synth_seed={synth_config.seed}",
-           "--classifier_widths=8,8,16,16", "--classifier_steps=400",
+           "--classifier_widths=8,8,16", "--classifier_steps=400",
            "--classifier_batch_size=8", "--classifier_checkpoint_every=5", "--log_every=5"]
     env = {**os.environ, "PYTHONPATH": ROOT}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

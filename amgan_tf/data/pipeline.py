@@ -139,6 +139,9 @@ class AmganBatches:
         c_trg = (c_org + rng.integers(1, k, count)) % k
         u_ref = rng.random(count)
         flips = rng.random((2, count)) < 0.5 if c.flip else np.zeros((2, count), bool)
+        # Gradient-penalty interpolation weights (D_I, D_C) drawn here, not inside replicas, so
+        # that a run is a function of (seed, step) whatever the number of replicas.
+        gp_alpha = rng.random((count, 2)).astype(np.float32)
         targets = self.data.labels[idx].copy()
         targets[:, col] = c_trg
         if self.index is not None:
@@ -156,6 +159,7 @@ class AmganBatches:
             "r": r_vec.astype(np.int32), "c_org": c_org.astype(np.int32),
             "c_trg": c_trg.astype(np.int32),
             "m_trg": sch.encode_batch(r_vec, c_trg), "m_org": sch.encode_batch(r_vec, c_org),
+            "gp_alpha": gp_alpha,
         }
         return {key: v.reshape((b, s) + v.shape[1:]) for key, v in out.items()}
 
@@ -165,7 +169,8 @@ class AmganBatches:
         spec = {"x_real": ((h, w, 3), tf.uint8), "x_ref": ((h, w, 3), tf.uint8),
                 "ref_weight": ((), tf.float32), "label_org": ((a,), tf.int32),
                 "label_trg": ((a,), tf.int32), "r": ((), tf.int32), "c_org": ((), tf.int32),
-                "c_trg": ((), tf.int32), "m_trg": ((m,), tf.float32), "m_org": ((m,), tf.float32)}
+                "c_trg": ((), tf.int32), "m_trg": ((m,), tf.float32), "m_org": ((m,), tf.float32),
+                "gp_alpha": ((2,), tf.float32)}
         return {k: tf.TensorSpec((rows, s) + shape, dt) for k, (shape, dt) in spec.items()}
 
     def rows_iterator(self, start_step: int, pipeline: int = 0, num_pipelines: int = 1,

@@ -164,8 +164,8 @@ class _Body:
 _BODIES = {"slim": _Body(0.25, 0.18, 0.21), "broad": _Body(0.30, 0.235, 0.245)}
 _SHOULDER_V, _HIP_V, _DRESS_HEM_V = -0.44, 0.36, 0.86
 _UPPER_LEN, _FORE_LEN = 0.36, 0.32
-_ARM_R = (0.062, 0.05, 0.043)  # shoulder, elbow, wrist radius
-_SLEEVE_PAD = 0.02
+_ARM_R = (0.066, 0.054, 0.046)  # shoulder, elbow, wrist radius
+_SLEEVE_PAD = 0.03  # sleeves sit loosely around the arm
 
 
 def _torso_halfwidth(v, body: _Body):

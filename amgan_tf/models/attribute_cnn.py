@@ -27,12 +27,13 @@ WEIGHTS_FILE = "attribute_cnn.weights.h5"
 class AttributeCNNConfig:
     image_size: int = 64
     backbone: str = "small_resnet"  # small_resnet | resnet50
-    # small_resnet only. Output stride 4 (16x16 CAMs at 64 px): stem /2, stage 2 /2, last stage
-    # dilated. 224 train img/s on 2 CPU cores at 64 px.
-    widths: tuple[int, ...] = (32, 64, 96, 96)
-    strides: tuple[int, ...] = (1, 2, 1, 1)
-    blocks: tuple[int, ...] = (1, 1, 1, 1)
-    dilations: tuple[int, ...] = (1, 1, 1, 2)
+    # small_resnet only. Output stride 4 (16x16 CAMs at 64 px): stem /2, stage 2 /2. Three stages
+    # and no dilation keep the receptive field small (39 px), which keeps the CAM maximum on the
+    # evidence (sleeve CAM maximum inside the arm: 41% with a 71 px field, 73% with 39 px).
+    widths: tuple[int, ...] = (32, 64, 128)
+    strides: tuple[int, ...] = (1, 2, 1)
+    blocks: tuple[int, ...] = (1, 1, 1)
+    dilations: tuple[int, ...] = (1, 1, 1)
     stem_stride: int = 2
     input_size: int = 0  # resnet50 only: resize inputs to this size first (0 = image_size)
     imagenet_weights: str = ""  # resnet50 only: local notop .h5 file; '' trains from scratch

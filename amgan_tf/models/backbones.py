@@ -31,8 +31,8 @@ def _basic_block(x, filters: int, stride: int, dilation: int, name: str):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def small_resnet(image_size: int, widths=(32, 64, 128, 128), strides=(1, 2, 2, 1),
-                 blocks=(1, 1, 1, 1), dilations=(1, 1, 1, 2), stem_stride: int = 1) -> keras.Model:
+def small_resnet(image_size: int, widths=(32, 64, 128), strides=(1, 2, 1),
+                 blocks=(1, 1, 1), dilations=(1, 1, 1), stem_stride: int = 2) -> keras.Model:
     """Basic-block ResNet. Dilated stages (instead of strided ones) keep the receptive field
     growing without shrinking the map that CAMs are read from."""
     if not (len(widths) == len(strides) == len(blocks) == len(dilations)):

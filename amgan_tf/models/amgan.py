@@ -1,0 +1,244 @@
+"""The AMGAN `keras.Model`: wires G, D_I, D_C, the frozen attribute CNN, losses and optimizers.
+
+`train_step` runs one iteration on a batch-major element `[B, n_critic + 1, ...]` from
+`amgan_tf.data.pipeline.AmganBatches`: n_critic updates of both critics (sub-batches 0..n-1), then
+one generator update (the last sub-batch). Per-example losses are averaged over the GLOBAL batch
+(`losses.average`), because under tf.distribute the optimizer sums the replicas' gradients.
+Baselines and ablations are configurations of this one class (see `AmganConfig`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from amgan_tf import losses
+from amgan_tf.attributes import AttributeSchema
+from amgan_tf.models.attribute_cnn import AttributeCNN
+from amgan_tf.models.networks import (Critic, CriticConfig, Generator, GeneratorConfig,
+                                      critic_for_crops, crop_size)
+from amgan_tf.ops.components import attention_boxes, crop_to_boxes
+
+ATTENTION_SOURCES = ("generator", "cam")
+
+
+@dataclasses.dataclass
+class AmganConfig:
+    image_size: int = 128
+    batch_size: int = 16  # global
+    n_critic: int = 5
+    generator: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
+    critic: CriticConfig = dataclasses.field(default_factory=CriticConfig)
+    use_dc: bool = True  # the crop critic D_C
+    attention_source: str = "generator"  # "cam": the frozen CNN's CAM is the mask (ablation)
+    weights: losses.LossWeights = dataclasses.field(default_factory=losses.LossWeights)
+    perceptual_layers: tuple[str, ...] = ("conv5", "avgpool")
+    crop_threshold: float = 0.5  # D_C crop: attention >= this share of its max
+    learning_rate: float = 1e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    total_steps: int = 80000  # lr constant for the first half, then linear decay to 0
+
+    def __post_init__(self):
+        if self.attention_source not in ATTENTION_SOURCES:
+            raise ValueError(f"attention_source must be one of {ATTENTION_SOURCES}, got "
+                             f"{self.attention_source!r}.")
+        if self.use_dc and self.generator.mode == "stargan":
+            raise ValueError("D_C crops by the attention mask; the StarGAN generator has none "
+                             "(set use_dc=False).")
+        self.perceptual_layers = tuple(self.perceptual_layers)
+
+    @property
+    def needs_attribute_cnn(self) -> bool:
+        w = self.weights
+        return w.lambda_a > 0 or w.lambda_p > 0 or self.attention_source == "cam"
+
+
+@keras.saving.register_keras_serializable("amgan_tf")
+class HalfConstantLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant for the first half of training, then linear to 0 (the paper's schedule).
+
+    `updates_per_step` > 1 for the critics' optimizer, whose `iterations` advance n_critic times
+    per training step; the schedule follows training steps, so it resumes exactly."""
+
+    def __init__(self, learning_rate: float, total_steps: int, updates_per_step: int = 1):
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.updates_per_step = int(updates_per_step)
+
+    def __call__(self, iterations):
+        step = tf.cast(iterations // self.updates_per_step, tf.float32)
+        half = self.total_steps / 2.0
+        frac = tf.clip_by_value((step - half) / max(self.total_steps - half, 1.0), 0.0, 1.0)
+        return self.learning_rate * (1.0 - frac)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "total_steps": self.total_steps,
+                "updates_per_step": self.updates_per_step}
+
+
+class AMGAN(keras.Model):
+    def __init__(self, schema: AttributeSchema, config: AmganConfig,
+                 attribute_cnn: AttributeCNN | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if config.needs_attribute_cnn and attribute_cnn is None:
+            raise ValueError("This configuration uses the attribute CNN (lambda_a, lambda_p or CAM "
+                             "attention) but none was given.")
+        self.schema, self.config = schema, config
+        n = schema.num_values
+        self.G = Generator(config.generator, name="G")
+        self.D_I = Critic(config.critic, config.image_size, n, name="D_I")
+        self.crop_size = crop_size(config.image_size)
+        self.D_C = (Critic(critic_for_crops(config.critic, config.image_size), self.crop_size, n,
+                           name="D_C") if config.use_dc else None)
+        self.cnn = attribute_cnn
+        if attribute_cnn is not None:
+            attribute_cnn.trainable = False
+        self.offsets, self.block_sizes = schema.offsets, schema.block_sizes
+        self.r_columns = tf.constant(schema.manipulated_columns, tf.int32)
+        self.g_opt = keras.optimizers.Adam(
+            HalfConstantLinearDecay(config.learning_rate, config.total_steps),
+            beta_1=config.beta_1, beta_2=config.beta_2, name="g_opt")
+        self.d_opt = keras.optimizers.Adam(
+            HalfConstantLinearDecay(config.learning_rate, config.total_steps,
+                                    max(config.n_critic, 1)),
+            beta_1=config.beta_1, beta_2=config.beta_2, name="d_opt")
+
+    # ---- variables -----------------------------------------------------------------------------
+    @property
+    def critic_variables(self):
+        critics = [self.D_I] + ([self.D_C] if self.D_C is not None else [])
+        return [v for c in critics for v in c.trainable_variables]
+
+    @property
+    def generator_variables(self):
+        return self.G.trainable_variables
+
+    def build_all(self):
+        """Create every variable (call under the strategy scope, before training or restoring)."""
+        s = self.config.image_size
+        x = tf.zeros((1, s, s, 3))
+        self.G(x, tf.zeros((1, self.schema.m_dim)))
+        self.D_I(x)
+        if self.D_C is not None:
+            self.D_C(tf.zeros((1, self.crop_size, self.crop_size, 3)))
+        if self.cnn is not None:
+            self.cnn(x)
+        self.g_opt.build(self.generator_variables)
+        self.d_opt.build(self.critic_variables)
+        self.built = True
+        return self
+
+    def call(self, x, m, training=False):
+        return self.G(x, m, training=training)
+
+    # ---- pieces --------------------------------------------------------------------------------
+    def _cam(self, x, r, value):
+        return self.cnn.cam(x, tf.gather(self.r_columns, r), value)
+
+    def generate(self, x, m, r=None, c_of_x=None):
+        """(x*, a, z); with CAM attention the mask is the CAM of x's current value of attribute r."""
+        if self.config.attention_source == "cam":
+            return self.G(x, m, attention_override=self._cam(x, r, c_of_x)[..., None])
+        return self.G(x, m)
+
+    def _crops(self, a, *images):
+        boxes = attention_boxes(a, self.config.crop_threshold)
+        return [crop_to_boxes(img, boxes, self.crop_size) for img in images]
+
+    # ---- one critic update ---------------------------------------------------------------------
+    def critic_step(self, x_real, m_trg, r, c_org, c_trg, gp_alpha):
+        """gp_alpha [B, 2]: uniform interpolation weights for D_I's and D_C's gradient penalty."""
+        w, gb = self.config.weights, self.config.batch_size
+        x_fake, a, _ = self.generate(x_real, m_trg, r, c_org)
+        x_fake = tf.stop_gradient(x_fake)
+        pairs = [("I", self.D_I, x_real, x_fake)]
+        if self.D_C is not None:
+            crop_real, crop_fake = self._crops(a, x_real, x_fake)
+            pairs.append(("C", self.D_C, crop_real, crop_fake))
+        logs = {}
+        with tf.GradientTape() as tape:
+            total = 0.0
+            for j, (name, critic, real, fake) in enumerate(pairs):
+                src_real, cls_real = critic(real, training=True)
+                src_fake, _ = critic(fake, training=True)
+                alpha = gp_alpha[:, j]
+                adv = losses.wgan_discriminator_loss(src_real, src_fake)
+                gp = losses.gradient_penalty(lambda t, c=critic: c(t, training=True)[0], real, fake,
+                                             alpha)
+                cls = losses.classification_loss(cls_real, r, c_org, self.offsets,
+                                                 self.block_sizes)
+                per_example = losses.discriminator_objective(adv, gp, cls, w)
+                total += losses.average(per_example, gb)
+                logs.update({f"D/loss_adv_{name}": losses.average(adv, gb),
+                             f"D/loss_gp_{name}": losses.average(gp, gb),
+                             f"D/loss_cls_{name}": losses.average(cls, gb)})
+        variables = self.critic_variables
+        grads = tape.gradient(total, variables)
+        self.d_opt.apply_gradients(zip(grads, variables))
+        logs["D/loss"] = total
+        return logs
+
+    # ---- one generator update ------------------------------------------------------------------
+    def generator_step(self, x_real, x_ref, ref_weight, m_trg, m_org, r, c_org, c_trg):
+        cfg, w, gb = self.config, self.config.weights, self.config.batch_size
+        terms = {}
+        with tf.GradientTape() as tape:
+            x_fake, a, _ = self.generate(x_real, m_trg, r, c_org)
+            src, cls_logits = self.D_I(x_fake, training=True)
+            adv = losses.wgan_generator_loss(src)
+            cls = losses.classification_loss(cls_logits, r, c_trg, self.offsets, self.block_sizes)
+            if self.D_C is not None:
+                (crop_fake,) = self._crops(a, x_fake)
+                src_c, cls_c = self.D_C(crop_fake, training=True)
+                adv = adv + losses.wgan_generator_loss(src_c)
+                cls = cls + losses.classification_loss(cls_c, r, c_trg, self.offsets,
+                                                       self.block_sizes)
+            terms["adv"], terms["cls"] = adv, cls
+            x_rec, a_rec, _ = self.generate(x_fake, m_org, r, c_trg)
+            terms["cyc"] = losses.cycle_loss(x_real, x_rec)
+            if w.lambda_a > 0 and cfg.attention_source == "generator":
+                a_star = tf.stop_gradient(self._cam(x_real, r, c_org))
+                terms["att"] = losses.attention_loss(a, a_star)
+            if w.lambda_p > 0:
+                f_fake = self.cnn.features(x_fake, training=False)
+                f_ref = self.cnn.features(x_ref, training=False)
+                terms["perc"] = losses.perceptual_loss(
+                    [f_fake[k] for k in cfg.perceptual_layers],
+                    [tf.stop_gradient(f_ref[k]) for k in cfg.perceptual_layers], ref_weight)
+            if w.lambda_id > 0:
+                x_id, _, _ = self.generate(x_real, m_org, r, c_org)
+                terms["id"] = losses.cycle_loss(x_real, x_id)
+            if w.lambda_mask_mean > 0 or w.lambda_mask_tv > 0:
+                terms["mask_mean"] = (losses.attention_mean_loss(a)
+                                      + losses.attention_mean_loss(a_rec))
+                terms["mask_tv"] = losses.attention_tv_loss(a) + losses.attention_tv_loss(a_rec)
+            total = losses.average(losses.generator_objective(terms, w), gb)
+        variables = self.generator_variables
+        grads = tape.gradient(total, variables)
+        self.g_opt.apply_gradients(zip(grads, variables))
+        logs = {f"G/loss_{k}": losses.average(v, gb) for k, v in terms.items()}
+        logs["G/loss"] = total
+        logs["G/attention_mean"] = losses.average(tf.reduce_mean(a, axis=[1, 2, 3]), gb)
+        return logs
+
+    # ---- one iteration -------------------------------------------------------------------------
+    def train_step(self, data):
+        """n_critic critic updates, then one generator update. Logs are per-replica shares of the
+        global mean (sum them over replicas)."""
+        n = self.config.n_critic
+        logs = {}
+        for k in range(n):  # a static loop: optimizer updates may not sit inside tf.cond/while
+            step_logs = self.critic_step(data["x_real"][:, k], data["m_trg"][:, k],
+                                         data["r"][:, k], data["c_org"][:, k], data["c_trg"][:, k],
+                                         data["gp_alpha"][:, k])
+            for key, v in step_logs.items():
+                logs[key] = logs.get(key, 0.0) + v / n
+        g = n  # the last sub-batch
+        logs.update(self.generator_step(
+            data["x_real"][:, g], data["x_ref"][:, g], data["ref_weight"][:, g],
+            data["m_trg"][:, g], data["m_org"][:, g], data["r"][:, g], data["c_org"][:, g],
+            data["c_trg"][:, g]))
+        return logs

@@ -1,0 +1,173 @@
+"""AMGAN's networks: the attention generator G and the PatchGAN critics D_I and D_C.
+
+G is StarGAN's generator with two heads on the shared trunk: a colour head (tanh -> z) and an
+attention head (sigmoid -> a), composed as Eq. 1, x* = a * z + (1 - a) * x (a = 1 means "edit
+here"). `mode` also gives the baselines: "stargan" (x* = z, no attention) and "sagan" (a separate
+spatial-attention network, also conditioned on m). Instance norm is GroupNormalization(groups=-1)
+because tensorflow-addons cannot be used with TF 2.21.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+GENERATOR_MODES = ("amgan", "stargan", "sagan")
+DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def instance_norm(name: str) -> layers.Layer:
+    return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+
+
+@dataclasses.dataclass
+class GeneratorConfig:
+    conv_dim: int = 64
+    repeat_num: int = 6  # residual blocks
+    down_layers: int = 2
+    attention_kernel: int = 7
+    mode: str = "amgan"
+    # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
+    # e.g. this project's machines); "mixed_float16" suits GPUs. Outputs are float32 either way.
+    dtype_policy: str = "float32"
+
+    def __post_init__(self):
+        if self.mode not in GENERATOR_MODES:
+            raise ValueError(f"Unknown generator mode {self.mode!r}; choose one of: "
+                             f"{', '.join(GENERATOR_MODES)}.")
+        if self.dtype_policy not in DTYPE_POLICIES:
+            raise ValueError(f"Unknown dtype policy {self.dtype_policy!r}; choose one of: "
+                             f"{', '.join(DTYPE_POLICIES)}.")
+
+
+@dataclasses.dataclass
+class CriticConfig:
+    conv_dim: int = 64
+    repeat_num: int = 6  # strided 4x4 convs; the patch map is size / 2**repeat_num
+    max_dim: int = 2048
+
+
+class _Trunk(keras.layers.Layer):
+    """StarGAN encoder-residual-decoder on [x, tile(m)]; returns the last decoder features."""
+
+    def __init__(self, cfg: GeneratorConfig, name: str, **kwargs):
+        super().__init__(name=name, **kwargs)
+        d = cfg.conv_dim
+        self.blocks = [layers.Conv2D(d, 7, padding="same", use_bias=False, name="conv_in"),
+                       instance_norm("in_in"), layers.ReLU()]
+        for i in range(cfg.down_layers):
+            d *= 2
+            self.blocks += [layers.Conv2D(d, 4, strides=2, padding="same", use_bias=False,
+                                          name=f"down{i}"), instance_norm(f"down{i}_in"),
+                            layers.ReLU()]
+        self.res = []
+        for i in range(cfg.repeat_num):
+            self.res.append([
+                layers.Conv2D(d, 3, padding="same", use_bias=False, name=f"res{i}_conv1"),
+                instance_norm(f"res{i}_in1"), layers.ReLU(),
+                layers.Conv2D(d, 3, padding="same", use_bias=False, name=f"res{i}_conv2"),
+                instance_norm(f"res{i}_in2")])
+        self.up = []
+        for i in range(cfg.down_layers):
+            d //= 2
+            self.up += [layers.Conv2DTranspose(d, 4, strides=2, padding="same", use_bias=False,
+                                               name=f"up{i}"), instance_norm(f"up{i}_in"),
+                        layers.ReLU()]
+
+    def call(self, x, m):
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        tiled = tf.tile(m[:, None, None, :], [1, h, w, 1])
+        y = tf.cast(tf.concat([x, tf.cast(tiled, x.dtype)], axis=-1), self.compute_dtype)
+        for layer in self.blocks:
+            y = layer(y)
+        for block in self.res:
+            r = y
+            for layer in block:
+                r = layer(r)
+            y = y + r
+        for layer in self.up:
+            y = layer(y)
+        return y
+
+
+class Generator(keras.Model):
+    """G(x, m) -> (x*, a, z). `attention_override` replaces a (the "CAM as the mask" ablation)."""
+
+    def __init__(self, config: GeneratorConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        # Layers take the global policy when they are created: set it for G's layers only, so the
+        # critics (gradient penalty) and the attribute CNN stay float32.
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(config.dtype_policy)
+        try:
+            self.trunk = _Trunk(config, name="trunk")
+            self.colour = layers.Conv2D(3, 7, padding="same", use_bias=False, name="colour_head")
+            if config.mode in ("amgan", "sagan"):
+                self.attention = layers.Conv2D(1, config.attention_kernel, padding="same",
+                                               use_bias=False, name="attention_head")
+            if config.mode == "sagan":
+                self.attention_trunk = _Trunk(config, name="attention_trunk")
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    def call(self, x, m, attention_override=None, training=False):
+        x = tf.cast(x, tf.float32)
+        features = self.trunk(x, m)
+        z = tf.cast(tf.tanh(self.colour(features)), tf.float32)
+        if self.config.mode == "stargan" and attention_override is None:
+            return z, tf.ones_like(z[..., :1]), z
+        if attention_override is not None:
+            a = tf.reshape(tf.cast(attention_override, z.dtype), tf.shape(z[..., :1]))
+        elif self.config.mode == "sagan":
+            a = tf.sigmoid(self.attention(self.attention_trunk(x, m)))
+        else:
+            a = tf.sigmoid(self.attention(features))
+        a = tf.cast(a, tf.float32)
+        return a * z + (1.0 - a) * x, a, z
+
+
+class Critic(keras.Model):
+    """PatchGAN critic: (src patch map [B, s, s, 1], cls logits [B, N]). No normalisation (WGAN-GP)."""
+
+    def __init__(self, config: CriticConfig, image_size: int, num_values: int, **kwargs):
+        super().__init__(**kwargs)
+        final = image_size / 2 ** config.repeat_num
+        if final < 1 or final != int(final):
+            raise ValueError(f"A critic with {config.repeat_num} strided layers needs an input size "
+                             f"divisible by {2 ** config.repeat_num}; got {image_size}.")
+        self.config, self.image_size = config, image_size
+        d = config.conv_dim
+        self.convs = []
+        for i in range(config.repeat_num):
+            self.convs.append(layers.Conv2D(d, 4, strides=2, padding="same", name=f"conv{i}"))
+            d = min(d * 2, config.max_dim)
+        self.src = layers.Conv2D(1, 3, padding="same", use_bias=False, name="src")
+        self.cls = layers.Conv2D(num_values, int(final), padding="valid", use_bias=False,
+                                 name="cls")
+
+    def call(self, x, training=False):
+        h = x
+        for conv in self.convs:
+            h = tf.nn.leaky_relu(conv(h), alpha=0.01)
+        logits = self.cls(h)
+        return self.src(h), tf.reshape(logits, [tf.shape(x)[0], logits.shape[-1]])
+
+
+def critic_for_crops(config: CriticConfig, image_size: int) -> CriticConfig:
+    """D_C: D_I's design with two fewer strided layers, on half-size crops (paper: 128 px images,
+    D_I 6 layers; D_C 4 layers on 64 px crops)."""
+    return dataclasses.replace(config, repeat_num=max(config.repeat_num - 2, 1))
+
+
+def crop_size(image_size: int) -> int:
+    return image_size // 2
+
+
+def repeat_num_for(image_size: int, final: int = 2) -> int:
+    """Strided layers that take `image_size` down to a `final` x `final` patch map."""
+    return int(round(math.log2(image_size / final)))

@@ -1,0 +1,119 @@
+"""The AMGAN model: which variables each update touches, and tf.distribute equivalence."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from amgan_tf import losses
+from amgan_tf.data import pipeline, synthfashion
+from amgan_tf.models.amgan import AMGAN, AmganConfig, HalfConstantLinearDecay
+from amgan_tf.models.attribute_cnn import AttributeCNN, AttributeCNNConfig
+from amgan_tf.models.networks import CriticConfig, Generator, GeneratorConfig
+
+SCHEMA = synthfashion.schema()
+
+
+def tiny_config(**overrides) -> AmganConfig:
+    base = dict(image_size=32, batch_size=4, n_critic=2,
+                generator=GeneratorConfig(conv_dim=8, repeat_num=1),
+                critic=CriticConfig(conv_dim=8, repeat_num=4, max_dim=32), total_steps=10)
+    base.update(overrides)
+    return AmganConfig(**base)
+
+
+def tiny_cnn() -> AttributeCNN:
+    return AttributeCNN(SCHEMA, AttributeCNNConfig(image_size=32, widths=(8, 8, 8))).build_on_zeros()
+
+
+def make_model(seed=0, **overrides) -> AMGAN:
+    keras.utils.set_random_seed(seed)
+    return AMGAN(SCHEMA, tiny_config(**overrides), tiny_cnn()).build_all()
+
+
+@pytest.fixture(scope="module")
+def element(synth_train):
+    batches = pipeline.AmganBatches(synth_train, pipeline.PipelineConfig(batch_size=4, n_critic=2))
+    return next(iter(batches.dataset(0)))
+
+
+def _values(variables):
+    return [v.numpy().copy() for v in variables]
+
+
+def _changed(before, variables):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
+
+
+def test_updates_touch_only_their_own_variables(element):
+    model = make_model()
+    g, d, cnn = (model.generator_variables, model.critic_variables, model.cnn.variables)
+    g0, d0, c0 = _values(g), _values(d), _values(cnn)
+    k = 0
+    model.critic_step(element["x_real"][:, k], element["m_trg"][:, k], element["r"][:, k],
+                      element["c_org"][:, k], element["c_trg"][:, k], element["gp_alpha"][:, k])
+    assert not any(_changed(g0, g)) and not any(_changed(c0, cnn))
+    assert all(_changed(d0, d))  # D_I and D_C: every critic variable moved
+    d1 = _values(d)
+    k = 2
+    model.generator_step(element["x_real"][:, k], element["x_ref"][:, k],
+                         element["ref_weight"][:, k], element["m_trg"][:, k],
+                         element["m_org"][:, k], element["r"][:, k], element["c_org"][:, k],
+                         element["c_trg"][:, k])
+    assert not any(_changed(d1, d)) and not any(_changed(c0, cnn))
+    assert sum(_changed(g0, g)) >= len(g) - 2  # everything in G that gets a gradient moved
+    assert int(model.d_opt.iterations) == 1 and int(model.g_opt.iterations) == 1
+
+
+def test_generator_composition_and_modes():
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1, seed=4)
+    m = tf.constant(SCHEMA.encode_batch(np.array([0, 1]), np.array([1, 2])))
+    g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1))
+    x_fake, a, z = g(x, m)
+    np.testing.assert_allclose(x_fake, a * z + (1 - a) * x, atol=1e-6)  # Eq. 1
+    assert a.shape == (2, 32, 32, 1) and 0 <= float(tf.reduce_min(a)) <= float(tf.reduce_max(a)) <= 1
+    zeros = tf.zeros_like(a)
+    x_same, _, _ = g(x, m, attention_override=zeros)
+    np.testing.assert_allclose(x_same, x, atol=1e-6)  # a = 0 leaves the image untouched
+    x_star, a_s, z_s = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, mode="stargan"))(x, m)
+    np.testing.assert_allclose(x_star, z_s)
+    _, a_sa, _ = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, mode="sagan"))(x, m)
+    assert a_sa.shape == (2, 32, 32, 1)
+
+
+def test_lr_schedule_constant_then_linear_to_zero():
+    sched = HalfConstantLinearDecay(1e-4, 100)
+    assert float(sched(0)) == pytest.approx(1e-4) and float(sched(50)) == pytest.approx(1e-4)
+    assert float(sched(75)) == pytest.approx(5e-5) and float(sched(100)) == 0.0
+    critic = HalfConstantLinearDecay(1e-4, 100, updates_per_step=5)
+    assert float(critic(75 * 5)) == pytest.approx(5e-5)  # follows training steps, not updates
+
+
+def test_mirrored_two_replicas_equal_one(synth_train):
+    """One iteration on 2 replicas (each half the global batch) = one replica on the whole batch."""
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(cpus) == 2
+    batches = pipeline.AmganBatches(synth_train, pipeline.PipelineConfig(batch_size=4, n_critic=1,
+                                                                         seed=3))
+    results = []
+    for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(cpus)):
+        with strategy.scope():
+            model = make_model(seed=7, n_critic=1)
+        data = iter(batches.distribute(strategy))
+        logs = strategy.run(model.train_step, args=(next(data),))
+        logs = {k: float(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None))
+                for k, v in logs.items()}
+        results.append((logs, [v.numpy() for v in model.G.trainable_variables + model.critic_variables]))
+    (logs1, vars1), (logs2, vars2) = results
+    for key in logs1:
+        assert logs2[key] == pytest.approx(logs1[key], rel=2e-3, abs=2e-4), key
+    for a, b in zip(vars1, vars2):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+
+
+def test_needs_cnn_and_config_errors():
+    with pytest.raises(ValueError, match="attribute CNN"):
+        AMGAN(SCHEMA, tiny_config())
+    with pytest.raises(ValueError, match="StarGAN generator has none"):
+        tiny_config(generator=GeneratorConfig(mode="stargan"))
+    AMGAN(SCHEMA, tiny_config(use_dc=False, weights=losses.LossWeights(lambda_a=0, lambda_p=0)))
