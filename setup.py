@@ -44,6 +44,9 @@ setup(
         "test": ["pytest==9.2.0"],
     },
     entry_points={"console_scripts": [
+        "amgan-train=amgan_tf.train:run",
+        "amgan-train-classifier=amgan_tf.train_classifier:run",
+        "amgan-manipulate=amgan_tf.manipulate:run",
         "amgan-render-samples=amgan_tf.render_samples:run",
     ]},
 )

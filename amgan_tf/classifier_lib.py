@@ -17,17 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from amgan_tf.data import datasets, pipeline
-from amgan_tf.progress import hms
+from amgan_tf.runtime import NonFiniteLossError, hms
 from amgan_tf.models.attribute_cnn import (AttributeCNN, AttributeCNNConfig, load_attribute_cnn,
                                            masked_classification_loss)
 
 log = logging.getLogger(__name__)
 
 MODEL_DIR = "attribute_cnn"
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training diverged; the last good checkpoint is kept untouched."""
 
 
 @dataclasses.dataclass

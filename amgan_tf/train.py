@@ -8,12 +8,10 @@ Killing the run and starting the same command again continues from the last chec
 
 from __future__ import annotations
 
-import json
-import sys
-
 from absl import app, flags, logging
 
-from amgan_tf import classifier_lib, flags_common, train_lib
+from amgan_tf import flags_common, train_lib
+from amgan_tf.runtime import run_and_report
 
 FLAGS = flags.FLAGS
 flags_common.define_dataset_flags()
@@ -29,14 +27,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    try:
-        config = flags_common.train_config(FLAGS, FLAGS.seed, FLAGS.log_every)
-        metrics = train_lib.run(config, FLAGS.workdir)
-    except (ValueError, FileNotFoundError, train_lib.NonFiniteLossError,
-            classifier_lib.NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(metrics, indent=2))
+    run_and_report(lambda: train_lib.run(
+        flags_common.train_config(FLAGS, FLAGS.seed, FLAGS.log_every), FLAGS.workdir))
 
 
 def run():

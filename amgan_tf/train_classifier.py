@@ -7,12 +7,10 @@ Killing it and running the same command again continues from the last checkpoint
 
 from __future__ import annotations
 
-import json
-import sys
-
 from absl import app, flags, logging
 
 from amgan_tf import classifier_lib, flags_common
+from amgan_tf.runtime import run_and_report
 
 FLAGS = flags.FLAGS
 flags_common.define_dataset_flags()
@@ -27,13 +25,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    try:
-        config = flags_common.classifier_config(FLAGS, FLAGS.seed, FLAGS.log_every)
-        metrics = classifier_lib.run(config, FLAGS.workdir)
-    except (ValueError, FileNotFoundError, classifier_lib.NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
-    print(json.dumps(metrics, indent=2))
+    run_and_report(lambda: classifier_lib.run(
+        flags_common.classifier_config(FLAGS, FLAGS.seed, FLAGS.log_every), FLAGS.workdir))
 
 
 def run():

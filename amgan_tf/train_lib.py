@@ -25,7 +25,7 @@ import tensorflow as tf
 from amgan_tf import classifier_lib, evaluation
 from amgan_tf.attributes import AttributeSchema
 from amgan_tf.data import datasets, pipeline
-from amgan_tf.progress import hms
+from amgan_tf.runtime import NonFiniteLossError, hms
 from amgan_tf.models.amgan import AMGAN, AmganConfig
 from amgan_tf.models.attribute_cnn import load_attribute_cnn
 
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 CONFIG_FILE = "train_config.json"
 SCHEMA_FILE = "schema.json"
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or inf; the last good checkpoint was left untouched."""
 
 
 @dataclasses.dataclass
@@ -176,6 +172,8 @@ def run(config: TrainConfig, workdir: str) -> dict:
         config.amgan = dataclasses.replace(config.amgan, total_steps=config.steps)
     if config.amgan.image_size != config.data.image_size:
         config.amgan = dataclasses.replace(config.amgan, image_size=config.data.image_size)
+    if config.jit_compile:
+        config.amgan = dataclasses.replace(config.amgan, xla_crops=True)
     strategy = make_strategy(config.strategy, config.devices)
     chief = _is_chief(strategy)
     log.info("Strategy %s with %d replica(s).", type(strategy).__name__,
@@ -240,12 +238,12 @@ def run(config: TrainConfig, workdir: str) -> dict:
             now = time.time()
             rate = (s - last_step) / max(now - last_time, 1e-9)
             lr = float(model.g_opt.learning_rate)
-            log.info("step %d/%d  %.2f it/s  %.0f img/s  ETA %s  lr %.2e  D %.3f  G %.3f "
-                     "(adv %.3f cls %.3f cyc %.3f att %.3f perc %.3f)", s, config.steps, rate,
-                     rate * images_per_step, hms((config.steps - s) / max(rate, 1e-9)), lr,
-                     float(logs["D/loss"]), float(logs["G/loss"]),
-                     *(float(logs.get(f"G/loss_{k}", 0.0))
-                       for k in ("adv", "cls", "cyc", "att", "perc")))
+            terms = "  ".join(f"{k.split('/')[1]} {float(v):.3f}" for k, v in sorted(logs.items())
+                              if k.startswith("G/L_"))
+            log.info("step %d/%d  %.2f it/s  %.0f img/s  ETA %s  lr %.2e  D %.3f  G %.3f (%s)", s,
+                     config.steps, rate, rate * images_per_step,
+                     hms((config.steps - s) / max(rate, 1e-9)), lr, float(logs["D/total"]),
+                     float(logs["G/total"]), terms)
             with writer.as_default(step=s):
                 for k, v in logs.items():
                     tf.summary.scalar(k, v)

@@ -98,5 +98,6 @@ def test_gan_config_builds_and_runs_a_step(path, synth_train):
     batches = pipeline.AmganBatches(synth_train, pipeline.PipelineConfig(batch_size=2, n_critic=1))
     logs = model.train_step(next(iter(batches.dataset())))
     assert all(np.isfinite(float(v)) for v in logs.values())
-    assert ("G/loss_att" in logs) == (a.weights.lambda_a > 0 and a.attention_source == "generator")
-    assert ("D/loss_adv_C" in logs) == a.use_dc
+    assert ("G/L_a" in logs) == (a.weights.lambda_a > 0 and a.attention_source == "generator")
+    assert ("G/L_p" in logs) == (a.weights.lambda_p > 0)
+    assert ("D_C/L_adv" in logs) == a.use_dc

@@ -22,6 +22,9 @@ from amgan_tf.models.networks import (Critic, CriticConfig, Generator, Generator
 from amgan_tf.ops.components import attention_boxes, crop_to_boxes
 
 ATTENTION_SOURCES = ("generator", "cam")
+# Generator loss terms as the paper names them (TensorBoard and console).
+PAPER_NAMES = {"adv": "L_adv", "cls": "L_cls", "cyc": "L_cyc", "att": "L_a", "perc": "L_p",
+               "mask_mean": "L_mask_mean", "mask_tv": "L_mask_tv", "id": "L_id"}
 
 
 @dataclasses.dataclass
@@ -36,6 +39,7 @@ class AmganConfig:
     weights: losses.LossWeights = dataclasses.field(default_factory=losses.LossWeights)
     perceptual_layers: tuple[str, ...] = ("conv5", "avgpool")
     crop_threshold: float = 0.5  # D_C crop: attention >= this share of its max
+    xla_crops: bool = False  # gather-based crops (tf.image.crop_and_resize has no XLA kernel)
     learning_rate: float = 1e-4
     beta_1: float = 0.5
     beta_2: float = 0.999
@@ -146,7 +150,8 @@ class AMGAN(keras.Model):
 
     def _crops(self, a, *images):
         boxes = attention_boxes(a, self.config.crop_threshold)
-        return [crop_to_boxes(img, boxes, self.crop_size) for img in images]
+        return [crop_to_boxes(img, boxes, self.crop_size, xla_compatible=self.config.xla_crops)
+                for img in images]
 
     # ---- one critic update ---------------------------------------------------------------------
     def critic_step(self, x_real, m_trg, r, c_org, c_trg, gp_alpha):
@@ -172,13 +177,13 @@ class AMGAN(keras.Model):
                                                  self.block_sizes)
                 per_example = losses.discriminator_objective(adv, gp, cls, w)
                 total += losses.average(per_example, gb)
-                logs.update({f"D/loss_adv_{name}": losses.average(adv, gb),
-                             f"D/loss_gp_{name}": losses.average(gp, gb),
-                             f"D/loss_cls_{name}": losses.average(cls, gb)})
+                logs.update({f"D_{name}/L_adv": losses.average(adv, gb),
+                             f"D_{name}/L_gp": losses.average(gp, gb),
+                             f"D_{name}/L_cls": losses.average(cls, gb)})
         variables = self.critic_variables
         grads = tape.gradient(total, variables)
         self.d_opt.apply_gradients(zip(grads, variables))
-        logs["D/loss"] = total
+        logs["D/total"] = total
         return logs
 
     # ---- one generator update ------------------------------------------------------------------
@@ -219,8 +224,8 @@ class AMGAN(keras.Model):
         variables = self.generator_variables
         grads = tape.gradient(total, variables)
         self.g_opt.apply_gradients(zip(grads, variables))
-        logs = {f"G/loss_{k}": losses.average(v, gb) for k, v in terms.items()}
-        logs["G/loss"] = total
+        logs = {f"G/{PAPER_NAMES[k]}": losses.average(v, gb) for k, v in terms.items()}
+        logs["G/total"] = total
         logs["G/attention_mean"] = losses.average(tf.reduce_mean(a, axis=[1, 2, 3]), gb)
         return logs
 

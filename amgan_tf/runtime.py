@@ -1,0 +1,31 @@
+"""Pieces shared by the training loops and their binaries: progress text, errors, exit handling."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Callable
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or inf; training stopped and the last good checkpoint is untouched."""
+
+
+# Errors a user can fix (bad flags, missing files, divergence): one clear line, no traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError)
+
+
+def hms(seconds: float) -> str:
+    """Seconds as H:MM:SS (ETAs and wall times)."""
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def run_and_report(body: Callable[[], dict]) -> None:
+    """Run a binary's body; print its result as JSON, or a user error as `error: ...` (exit 1)."""
+    try:
+        result = body()
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(result, indent=2))
