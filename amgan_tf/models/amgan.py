@@ -223,7 +223,8 @@ class AMGAN(keras.Model):
             total = losses.average(losses.generator_objective(terms, w), gb)
         variables = self.generator_variables
         grads = tape.gradient(total, variables)
-        self.g_opt.apply_gradients(zip(grads, variables))
+        # With CAM attention G's own attention head is unused and has no gradient.
+        self.g_opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
         logs = {f"G/{PAPER_NAMES[k]}": losses.average(v, gb) for k, v in terms.items()}
         logs["G/total"] = total
         logs["G/attention_mean"] = losses.average(tf.reduce_mean(a, axis=[1, 2, 3]), gb)
