@@ -163,3 +163,19 @@ def test_manipulate_bad_names(trained, tmp_path, args, message):
                          *args)
     assert result.returncode == 2 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_binary_with_independent_judge(trained):
+    workdir = trained[0]
+    result = subprocess.run(
+        [sys.executable, "-m", "amgan_tf.evaluate", f"--workdir={workdir}",
+         f"--judge_workdir={workdir}/classifier", "--num_images=8", "--counterfactual_images=4"],
+        env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    # The same network as judge: both verdicts must agree exactly.
+    assert report["accuracy_training_cnn"] == report["accuracy_independent_judge"]
+    err = report["counterfactual_mean_abs_error"]
+    assert set(err) == {"sleeve", "colour", "pattern"}
+    assert all(v["input"] > 0 and v["amgan"] >= 0 for v in err.values())
+    assert os.path.exists(os.path.join(workdir, "evaluation.json"))
