@@ -20,8 +20,14 @@ def _parse(path, *extra):
     fv = flags.FlagValues()
     flags_common.define_dataset_flags(fv)
     flags_common.define_classifier_flags(fv)
-    fv(["prog", f"--flagfile={path}", *extra])
-    return flags_common.classifier_config(fv)
+    flags.DEFINE_integer("seed", 0, "Defined by the binaries.", flag_values=fv)
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # flagfiles include each other by repo-relative paths
+    try:
+        fv(["prog", f"--flagfile={path}", *extra])
+    finally:
+        os.chdir(cwd)
+    return flags_common.classifier_config(fv, seed=fv.seed)
 
 
 def test_there_are_classifier_configs():
