@@ -16,10 +16,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSIFIER_CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "classifier_*.cfg")))
 
 
-def _parse(path, *extra):
+def _flag_values(path, extra, with_amgan: bool) -> flags.FlagValues:
+    """Parse a flagfile (plus overrides) with the flags the binaries define."""
     fv = flags.FlagValues()
     flags_common.define_dataset_flags(fv)
     flags_common.define_classifier_flags(fv)
+    if with_amgan:
+        flags_common.define_amgan_flags(fv)
     flags.DEFINE_integer("seed", 0, "Defined by the binaries.", flag_values=fv)
     cwd = os.getcwd()
     os.chdir(ROOT)  # flagfiles include each other by repo-relative paths
@@ -27,6 +30,11 @@ def _parse(path, *extra):
         fv(["prog", f"--flagfile={path}", *extra])
     finally:
         os.chdir(cwd)
+    return fv
+
+
+def _parse(path, *extra):
+    fv = _flag_values(path, extra, with_amgan=False)
     return flags_common.classifier_config(fv, seed=fv.seed)
 
 
@@ -59,17 +67,8 @@ GAN_CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.cfg")
 
 
 def _parse_train(path, *extra):
-    fv = flags.FlagValues()
-    flags_common.define_dataset_flags(fv)
-    flags_common.define_classifier_flags(fv)
-    flags_common.define_amgan_flags(fv)
-    cwd = os.getcwd()
-    os.chdir(ROOT)  # flagfiles include each other by repo-relative paths
-    try:
-        fv(["prog", f"--flagfile={path}", *extra])
-    finally:
-        os.chdir(cwd)
-    return flags_common.train_config(fv)
+    fv = _flag_values(path, extra, with_amgan=True)
+    return flags_common.train_config(fv, seed=fv.seed)
 
 
 def test_every_method_of_the_paper_has_a_config():
