@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from amgan_tf.data import datasets, pipeline
-from amgan_tf.runtime import NonFiniteLossError, hms
+from amgan_tf.runtime import check_finite, hms
 from amgan_tf.models.attribute_cnn import (AttributeCNN, AttributeCNNConfig, load_attribute_cnn,
                                            masked_classification_loss)
 
@@ -111,11 +111,8 @@ def run(config: ClassifierConfig, workdir: str) -> dict:
         loss, per_attr = train_step(x, y)
         step.assign_add(1)
         s = int(step)
-        if not np.isfinite(float(loss)):
-            raise NonFiniteLossError(
-                f"Attribute CNN loss became {float(loss)} at step {s}; stopping without saving. "
-                f"The last good checkpoint ({manager.latest_checkpoint}) is kept: lower "
-                f"--classifier_learning_rate and run again.")
+        check_finite({"attribute CNN loss": loss}, s, manager.latest_checkpoint,
+                     "lower --classifier_learning_rate, then run the same command to resume.")
         if s % config.log_every == 0 or s == end_step:
             now = time.time()
             rate = (s - last_step) * config.batch_size / max(now - last_time, 1e-9)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
-from typing import Callable
+from typing import Callable, Mapping
 
 
 class NonFiniteLossError(RuntimeError):
@@ -19,6 +20,17 @@ def hms(seconds: float) -> str:
     """Seconds as H:MM:SS (ETAs and wall times)."""
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def check_finite(values: Mapping[str, object], step: int, checkpoint: str | None,
+                 advice: str) -> None:
+    """Raise NonFiniteLossError naming every NaN/inf value; called before any checkpoint is saved,
+    so the last good one stays untouched."""
+    bad = [k for k, v in values.items() if not math.isfinite(float(v))]
+    if bad:
+        raise NonFiniteLossError(
+            f"Non-finite {', '.join(bad)} at step {step}; stopped without saving. The last good "
+            f"checkpoint ({checkpoint or 'none'}) is untouched: {advice}")
 
 
 def run_and_report(body: Callable[[], dict]) -> None:

@@ -25,7 +25,7 @@ import tensorflow as tf
 from amgan_tf import classifier_lib, evaluation
 from amgan_tf.attributes import AttributeSchema
 from amgan_tf.data import datasets, pipeline
-from amgan_tf.runtime import NonFiniteLossError, hms
+from amgan_tf.runtime import check_finite, hms
 from amgan_tf.models.amgan import AMGAN, AmganConfig
 from amgan_tf.models.attribute_cnn import load_attribute_cnn
 
@@ -228,12 +228,9 @@ def run(config: TrainConfig, workdir: str) -> dict:
         logs = train_iteration(next(data))
         step.assign_add(1)
         s = int(step)
-        bad = [k for k, v in logs.items() if not np.isfinite(float(v))]
-        if bad:
-            raise NonFiniteLossError(
-                f"Non-finite {', '.join(bad)} at step {s}; stopped without saving. The last good "
-                f"checkpoint ({manager.latest_checkpoint or 'none'}) is untouched: lower the "
-                f"learning rate or raise lambda_gp, then run the same command to resume.")
+        check_finite(logs, s, manager.latest_checkpoint,
+                     "lower the learning rate or raise lambda_gp, then run the same command to "
+                     "resume.")
         if s % config.log_every == 0 or s == end_step:
             now = time.time()
             rate = (s - last_step) / max(now - last_time, 1e-9)

@@ -1,6 +1,5 @@
 """The classifier training library and binary: resume after a stop or a real kill."""
 
-import dataclasses
 import json
 import os
 import signal
