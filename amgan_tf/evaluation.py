@@ -65,12 +65,10 @@ def sample_sheet(model, images: np.ndarray, labels: np.ndarray, scale: int = 2):
     n = len(images)
     targets = [(r, v) for r, a in enumerate(schema.manipulated) for v in range(len(a.values))]
     tiles, captions = [], []
-    x = to_float(images)
     results = []
     for r, v in targets:
-        col = schema.manipulated_columns[r]
-        m = tf.constant(schema.encode_batch(np.full(n, r), np.full(n, v)))
-        x_fake, a, _ = model.generate(x, m, tf.fill([n], r), tf.constant(labels[:, col], tf.int32))
+        x_fake, a, _ = next(manipulate_batches(model, images, labels, r,
+                                               np.full(n, v, np.int32), batch_size=n))
         results.append((to_uint8(x_fake).numpy(), a.numpy()[..., 0]))
     blank = np.full_like(images[0], 255)
     for i in range(n):

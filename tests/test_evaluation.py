@@ -76,3 +76,12 @@ def test_accuracy_zero_for_identity_and_one_for_truth():
     base = evaluation.counterfactual_error(IdentityModel(), synth, idx)
     for e in base.values():
         assert e["amgan"] == e["input"] > 0 and e["amgan_outside"] == e["input_outside"]
+
+
+def test_sample_sheet_layout_with_identity_model():
+    images, labels = SynthFashion(0, 32).arrays(0, 2)
+    sheet = np.asarray(evaluation.sample_sheet(IdentityModel(), images, labels, scale=1))
+    cols = 1 + SCHEMA.num_values  # input + every value of every manipulated attribute
+    assert sheet.shape[1] == 4 + cols * (32 + 4)
+    # Identity edits: the first manipulated tile of row 0 is the input itself.
+    np.testing.assert_array_equal(sheet[4:36, 4 + 36:4 + 36 + 32], images[0])
