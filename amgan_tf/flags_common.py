@@ -60,6 +60,9 @@ def define_classifier_flags(fv: flags.FlagValues = flags.FLAGS):
     flags.DEFINE_string("classifier_dilations", ",".join(map(str, d.dilations)),
                         "small_resnet stage dilations.", flag_values=fv)
     flags.DEFINE_integer("classifier_stem_stride", d.stem_stride, "small_resnet stem stride.", flag_values=fv)
+    flags.DEFINE_float("classifier_cam_smoothing", d.cam_smoothing,
+                       "CAM smoothing (Gaussian standard deviation in feature cells; 0 = off).",
+                       flag_values=fv)
     flags.DEFINE_integer("classifier_input_size", d.input_size,
                          "resnet50: resize inputs to this size first (0 = image_size).", flag_values=fv)
     flags.DEFINE_string("imagenet_weights", "",
@@ -84,6 +87,7 @@ def classifier_config(values: flags.FlagValues, seed: int = 0, log_every: int = 
         widths=_ints(values.classifier_widths), strides=_ints(values.classifier_strides),
         blocks=_ints(values.classifier_blocks), dilations=_ints(values.classifier_dilations),
         stem_stride=values.classifier_stem_stride, input_size=values.classifier_input_size,
+        cam_smoothing=values.classifier_cam_smoothing,
         imagenet_weights=values.imagenet_weights)
     return ClassifierConfig(
         data=data, model=model, train_split=values.classifier_train_split,

@@ -60,8 +60,9 @@ def _render_chunk(args):
 class AmganSynthFashion(tfds.core.GeneratorBasedBuilder):
     """SynthFashion rendered at a fixed size. Test examples follow the training ones (disjoint)."""
 
-    VERSION = tfds.core.Version("1.1.0")
-    RELEASE_NOTES = {"1.1.0": "Wider arms and looser sleeves.", "1.0.0": "First release."}
+    VERSION = tfds.core.Version("1.2.0")
+    RELEASE_NOTES = {"1.2.0": "Hands of adult proportions (0.56 instead of 0.29 forearm lengths).",
+                     "1.1.0": "Wider arms and looser sleeves.", "1.0.0": "First release."}
     BUILDER_CONFIGS = [synthfashion_config()]
 
     def _info(self):

@@ -166,6 +166,7 @@ _SHOULDER_V, _HIP_V, _DRESS_HEM_V = -0.44, 0.36, 0.86
 _UPPER_LEN, _FORE_LEN = 0.36, 0.32
 _ARM_R = (0.066, 0.054, 0.046)  # shoulder, elbow, wrist radius
 _SLEEVE_PAD = 0.03  # sleeves sit loosely around the arm
+_HAND_R = (0.05, 0.038)  # palm (a little wider than the wrist), fingertips
 
 
 def _torso_halfwidth(v, body: _Body):
@@ -192,6 +193,13 @@ def _arm_points(body: _Body, side: int, upper_angle: float, fore_angle: float):
 
 def _lerp(p, q, t):
     return (p[0] + (q[0] - p[0]) * t, p[1] + (q[1] - p[1]) * t)
+
+
+def _hand(u, v, points):
+    """A mitten along the forearm's direction, reaching 0.56 forearm lengths past the wrist (an
+    adult hand is 0.7 forearm lengths from wrist to fingertips, a relaxed one somewhat less)."""
+    _, elbow, wrist = points
+    return _segment(u, v, wrist, _lerp(elbow, wrist, 1.45), _HAND_R[0], _HAND_R[1])
 
 
 def _arm_region(u, v, points, fraction: float, pad: float, cuff: bool):
@@ -326,8 +334,7 @@ def render(spec: Spec, size: int = 64) -> tuple[np.ndarray, dict[str, np.ndarray
     arm_shade = np.ones_like(u)
     for side, (up_a, fo_a) in ((-1, spec.arm_angles[:2]), (1, spec.arm_angles[2:])):
         pts = _arm_points(body, side, up_a, fo_a)
-        bare = _arm_region(u, v, pts, 1.0, 0.0, cuff=False) | _ellipse(
-            u, v, *_lerp(pts[1], pts[2], 1.12), 0.05, 0.055)
+        bare = _arm_region(u, v, pts, 1.0, 0.0, cuff=False) | _hand(u, v, pts)
         covered = _arm_region(u, v, pts, SLEEVE_FRACTION[spec.sleeve], _SLEEVE_PAD, cuff=True)
         arms |= bare | _arm_region(u, v, pts, 1.0, _SLEEVE_PAD, cuff=False)
         paint(bare, skin * 0.95)
