@@ -12,13 +12,14 @@ from amgan_tf.models.attribute_cnn import AttributeCNN
 from amgan_tf.visualize import labelled_grid, overlay
 
 
-def true_value_cams(model: AttributeCNN, data: ExampleSet, column: int,
-                    batch_size: int = 128) -> np.ndarray:
+def true_value_cams(model: AttributeCNN, data: ExampleSet, column: int, batch_size: int = 128,
+                    smoothing: float | None = None) -> np.ndarray:
     """[n, H, W] CAM of each image's ground-truth value of attribute `column` (Eq. 8's m')."""
     out = []
     for lo in range(0, len(data), batch_size):
         x = to_float(data.images[lo:lo + batch_size])
-        out.append(model.cam(x, column, data.labels[lo:lo + batch_size, column]).numpy())
+        out.append(model.cam(x, column, data.labels[lo:lo + batch_size, column],
+                             smoothing=smoothing).numpy())
     return np.concatenate(out)
 
 
@@ -39,6 +40,9 @@ def cam_report(model: AttributeCNN, data: ExampleSet) -> dict:
             entry["mass_in_sleeve_or_arm"] = float(
                 metrics.mass_inside(cams, sleeve_or_arm).mean())
             entry["sleeve_or_arm_area_share"] = float(sleeve_or_arm.mean())
+            if model.config.cam_smoothing:  # the same check on the unsmoothed map, for reference
+                entry["argmax_in_sleeve_or_arm_unsmoothed"] = float(metrics.argmax_inside(
+                    true_value_cams(model, data, col, smoothing=0.0), sleeve_or_arm).mean())
         report[attr.name] = entry
     return report
 

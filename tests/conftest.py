@@ -29,3 +29,9 @@ def synth_config(tfds_dir):
 def synth_train(synth_config):
     from amgan_tf.data import datasets
     return datasets.load_split(synth_config, "train")
+
+
+@pytest.fixture(scope="session")
+def synth_test(synth_config):
+    from amgan_tf.data import datasets
+    return datasets.load_split(synth_config, "test")

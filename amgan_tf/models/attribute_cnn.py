@@ -107,18 +107,21 @@ class AttributeCNN(keras.Model):
         return tf.einsum("bhwk,kb->bhw", conv5, tf.cast(w, conv5.dtype))
 
     def cam(self, images, attribute: str | int | tf.Tensor, value, normalise: bool = True,
-            size: int | None = None, conv5: tf.Tensor | None = None) -> tf.Tensor:
+            size: int | None = None, conv5: tf.Tensor | None = None,
+            smoothing: float | None = None) -> tf.Tensor:
         """CAM of Eq. 8 for (attribute, value) per image: float [B, H, W] at the image size (or
         `size`), normalised to [0, 1] per image. Upsampling puts every feature cell on the pixel its
         receptive field is centred on (`alignment.feature_grid`), not where a plain resize would,
-        then smooths by `config.cam_smoothing` cells. Pass `conv5` to reuse computed features."""
+        then smooths by `smoothing` cells (default `config.cam_smoothing`). Pass `conv5` to reuse
+        computed features."""
         if conv5 is None:
             conv5 = self.features(images, training=False)["conv5"]
         raw = tf.cast(self.raw_cam(conv5, attribute, value), tf.float32)
         if size is None:
             size = int(images.shape[1]) if images is not None else self.config.image_size
-        rows, cols = (tf.constant(alignment.interpolation_matrix(axis, n, size,
-                                                                 self.config.cam_smoothing))
+        if smoothing is None:
+            smoothing = self.config.cam_smoothing
+        rows, cols = (tf.constant(alignment.interpolation_matrix(axis, n, size, smoothing))
                       for axis, n in zip(self.grid, self.backbone.inputs[0].shape[1:3]))
         out = tf.einsum("yh,bhw,xw->byx", rows, raw, cols)
         if not normalise:

@@ -1,8 +1,9 @@
 """Convolutional backbones for the attribute CNN: ResNet-50 (the paper's) and a small ResNet.
 
-CAMs are only as fine as the last feature map, so the small ResNet keeps output stride 4 by making
-its last stage dilated instead of strided (16x16 CAMs at 64 px), and ResNet-50 can resize its input
-(`input_size`, e.g. 224) so that 128 px images still give 7x7 maps instead of 4x4.
+CAMs are only as fine as the last feature map, so the small ResNet strides only in its stem by
+default (32x32 CAMs at 64 px; stages can be dilated instead of strided to see further without
+shrinking the map), and ResNet-50 can resize its input (`input_size`, e.g. 224) so that 128 px
+images still give 7x7 maps instead of 4x4.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def _basic_block(x, filters: int, stride: int, dilation: int, name: str):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([y, shortcut]))
 
 
-def small_resnet(image_size: int, widths=(32, 64, 128), strides=(1, 2, 1),
+def small_resnet(image_size: int, widths=(32, 48, 64), strides=(1, 1, 1),
                  blocks=(1, 1, 1), dilations=(1, 1, 1), stem_stride: int = 2) -> keras.Model:
     """Basic-block ResNet. Dilated stages (instead of strided ones) keep the receptive field
     growing without shrinking the map that CAMs are read from."""
