@@ -73,7 +73,7 @@ def test_evaluate_classifier_binary(synth_config, synth_test, tmp_path):
            "--synth_num_test=40", f"--synth_seed={synth_config.seed}", f"--cam_grid={grid}",
            "--cam_grid_rows=3"]
     result = subprocess.run(cmd, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
-                            text=True, timeout=300)
+                            text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(tmp_path / "classifier_eval_test.json") as f:
         report = json.load(f)
@@ -82,6 +82,6 @@ def test_evaluate_classifier_binary(synth_config, synth_test, tmp_path):
     assert Image.open(grid).size[1] > Image.open(grid).size[0] / 4  # 3 rows of image + 3 CAMs
     missing = subprocess.run(cmd[:3] + [f"--workdir={tmp_path / 'none'}"] + cmd[4:],
                              env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
-                             text=True, timeout=300)
+                             text=True, timeout=300, check=False)
     assert missing.returncode == 1 and "train_classifier" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -27,7 +27,7 @@ class Axis:
     offset: float
     size: int
 
-    def window(self, kernel: int, stride: int, dilation: int, padding: str) -> "Axis":
+    def window(self, kernel: int, stride: int, dilation: int, padding: str) -> Axis:
         """The axis after a sliding window (convolution or pooling) in Keras' conventions."""
         span = dilation * (kernel - 1) + 1
         if padding == "same":
@@ -40,10 +40,10 @@ class Axis:
             raise ValueError(f"Cannot align padding {padding!r} (only 'same' and 'valid').")
         return Axis(self.step * stride, self.offset + self.step * ((span - 1) / 2 - before), out)
 
-    def pad(self, before: int, after: int) -> "Axis":
+    def pad(self, before: int, after: int) -> Axis:
         return Axis(self.step, self.offset - self.step * before, self.size + before + after)
 
-    def resize(self, size: int) -> "Axis":
+    def resize(self, size: int) -> Axis:
         """Half-pixel-centre resizing (Keras Resizing, tf.image.resize, UpSampling2D bilinear)."""
         ratio = self.size / size
         return Axis(self.step * ratio, self.offset + self.step * (0.5 * ratio - 0.5), size)
