@@ -4,8 +4,8 @@ A plain `tf.image.resize` of a stride-s map assumes cell i covers input pixels [
 at s*i + (s-1)/2. Real networks do not: a 3x3 stride-2 'same' convolution on an even size centres
 cell i on pixel 2i + 1, and Keras' ResNet-50 (7x7 valid convolution after 3 px of padding, stride-2
 1x1 convolutions) centres conv5 cell i on pixel 32i, 15.5 px away from where a resize puts it at
-224 px. On SynthFashion's 4-6 px wide arms such offsets decide whether the CAM maximum lands on
-the sleeve. `feature_grid` follows the layer graph and returns each axis' exact cell centres;
+224 px. On SynthFashion's 4-6 px wide arms even half a pixel moves CAM maxima on or off the
+sleeve. `feature_grid` follows the layer graph and returns each axis' exact cell centres;
 `interpolation_matrix` then upsamples with them.
 """
 
