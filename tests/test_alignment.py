@@ -11,17 +11,17 @@ from amgan_tf.models.attribute_cnn import AttributeCNN, AttributeCNNConfig
 
 
 def _measured_centres(model: keras.Model, n: int) -> tuple[float, float]:
-    """Centroid of d(out[i, j]) / d(input) for an interior cell of a linear net of box filters,
-    whose receptive-field weights are symmetric about the cell's true centre."""
+    """Centroid of the response of an interior cell (i, j) to each input pixel, for a linear net of
+    box filters whose receptive-field weights are symmetric about the cell's true centre. Measured
+    with one forward pass over every one-pixel image (TF's CPU gradient kernels for these
+    single-channel strided ops crash intermittently)."""
     out_h, out_w = model.outputs[0].shape[1:3]
     i, j = out_h // 2, out_w // 2
-    x = tf.zeros((1, n, n, 1))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = model(x)[0, i, j, 0]
-    g = tape.gradient(y, x)[0, ..., 0].numpy()
-    rows, cols = np.arange(n), np.arange(n)
-    return (float((g.sum(1) * rows).sum() / g.sum()) - i, float((g.sum(0) * cols).sum() / g.sum()) - j)
+    impulses = np.eye(n * n, dtype=np.float32).reshape(n * n, n, n, 1)
+    g = model.predict(impulses, batch_size=512, verbose=0)[:, i, j, 0].reshape(n, n)
+    pixels = np.arange(n)
+    return (float((g.sum(1) * pixels).sum() / g.sum()) - i,
+            float((g.sum(0) * pixels).sum() / g.sum()) - j)
 
 
 def _box(**kwargs):

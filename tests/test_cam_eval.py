@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from amgan_tf.cam_eval import cam_report
@@ -30,15 +31,7 @@ class MaskCNN:
         name = self.mask_for[self.schema.attributes[column].name]
         out = self.masks[self.cursor:self.cursor + n, ..., MASK_NAMES.index(name)].astype(np.float32)
         self.cursor = (self.cursor + n) % len(self.masks)
-        return _Numpy(out + 1e-3 * np.random.default_rng(self.cursor).random(out.shape))
-
-
-class _Numpy:
-    def __init__(self, a):
-        self.a = a
-
-    def numpy(self):
-        return self.a
+        return tf.constant(out + 1e-3 * np.random.default_rng(self.cursor).random(out.shape))
 
 
 def test_report_scores_maps_against_the_right_masks(synth_test):
