@@ -141,6 +141,8 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
                       flag_values=fv)
     flags.DEFINE_boolean("jit_compile", t.jit_compile, "XLA-compile the train step (slower on "
                          "CPU).", flag_values=fv)
+    flags.DEFINE_boolean("deterministic", t.deterministic, "Op determinism: the same command "
+                         "repeats bit for bit, resumed or not (slower on GPUs).", flag_values=fv)
     d("checkpoint_every", t.checkpoint_every, "Steps between checkpoints.", flag_values=fv)
     d("sample_every", t.sample_every, "Steps between sample sheets.", flag_values=fv)
     d("eval_every", t.eval_every, "Steps between manipulation-accuracy checks.", flag_values=fv)
@@ -179,7 +181,8 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
     return TrainConfig(
         data=data, amgan=amgan, classifier=classifier,
         classifier_workdir=values.classifier_workdir, steps=values.steps, seed=seed,
-        strategy=values.strategy, jit_compile=values.jit_compile, log_every=log_every,
+        strategy=values.strategy, jit_compile=values.jit_compile,
+        deterministic=values.deterministic, log_every=log_every,
         checkpoint_every=values.checkpoint_every, sample_every=values.sample_every,
         eval_every=values.eval_every, eval_images=values.eval_images,
         final_eval_images=values.final_eval_images, stop_after=values.stop_after)

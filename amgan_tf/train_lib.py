@@ -48,6 +48,7 @@ class TrainConfig:
     strategy: str = "auto"
     devices: tuple[str, ...] = ()  # mirrored: explicit devices (e.g. two logical CPUs in tests)
     jit_compile: bool = False  # XLA is 2-7x slower than oneDNN on CPU; try it on GPUs
+    deterministic: bool = False  # op determinism: a run repeats bit for bit (slower on GPUs)
     log_every: int = 10
     checkpoint_every: int = 200
     sample_every: int = 500
@@ -174,6 +175,8 @@ def run(config: TrainConfig, workdir: str) -> dict:
         config.amgan = dataclasses.replace(config.amgan, image_size=config.data.image_size)
     if config.jit_compile:
         config.amgan = dataclasses.replace(config.amgan, xla_crops=True)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.strategy, config.devices)
     chief = _is_chief(strategy)
     log.info("Strategy %s with %d replica(s).", type(strategy).__name__,

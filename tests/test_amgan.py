@@ -90,25 +90,41 @@ def test_lr_schedule_constant_then_linear_to_zero():
 
 
 def test_mirrored_two_replicas_equal_one(synth_train):
-    """One iteration on 2 replicas (each half the global batch) = one replica on the whole batch."""
+    """Three iterations with n_critic = 2 on 2 replicas (each half the global batch) equal one
+    replica on the whole batch: logs every iteration, weights, and both optimizers' Adam moments.
+    The moments carry the gradients' scale (Adam's normalised step hides a factor of 2 in the
+    weights, not in m and v), so a gradient summed instead of averaged over replicas shows."""
     cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(cpus) == 2
-    batches = pipeline.AmganBatches(synth_train, pipeline.PipelineConfig(batch_size=4, n_critic=1,
+    batches = pipeline.AmganBatches(synth_train, pipeline.PipelineConfig(batch_size=4, n_critic=2,
                                                                          seed=3))
     results = []
     for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(cpus)):
         with strategy.scope():
-            model = make_model(seed=7, n_critic=1)
+            model = make_model(seed=7, n_critic=2)
         data = iter(batches.distribute(strategy))
-        logs = strategy.run(model.train_step, args=(next(data),))
-        logs = {k: float(strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None))
-                for k, v in logs.items()}
-        results.append((logs, [v.numpy() for v in model.G.trainable_variables + model.critic_variables]))
-    (logs1, vars1), (logs2, vars2) = results
-    for key in logs1:
-        assert logs2[key] == pytest.approx(logs1[key], rel=2e-3, abs=2e-4), key
-    for a, b in zip(vars1, vars2):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=2e-5)
+
+        @tf.function
+        def iteration(element):
+            logs = strategy.run(model.train_step, args=(element,))
+            return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                    for k, v in logs.items()}
+
+        logs = [{k: float(v) for k, v in iteration(next(data)).items()} for _ in range(3)]
+        state = {v.path: v.numpy() for v in model.G.trainable_variables + model.critic_variables
+                 + model.g_opt.variables + model.d_opt.variables}
+        results.append((logs, state))
+    (logs1, state1), (logs2, state2) = results
+    for step, (a, b) in enumerate(zip(logs1, logs2)):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=2e-3, abs=2e-4), (step, key)
+    assert state1.keys() == state2.keys()
+    moments = [k for k in state1 if "momentum" in k or "velocity" in k]
+    assert len(moments) == 2 * len(model.G.trainable_variables + model.critic_variables)
+    for key, value in state1.items():
+        scale = float(np.abs(value).max()) + 1e-30
+        np.testing.assert_allclose(state2[key] / scale, value / scale, atol=2e-3, err_msg=key)
 
 
 def test_needs_cnn_and_config_errors():

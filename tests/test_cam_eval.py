@@ -57,6 +57,34 @@ def test_report_scores_maps_against_the_right_masks(synth_test):
     assert report["colour"]["argmax_in_garment"] < 1.0
 
 
+class TrueValueCNN:
+    """A stand-in whose CAM depends on the asked value: the image's arm mask for its true value
+    of each attribute, its torso (outside the arms) for any other value."""
+
+    def __init__(self, data):
+        self.schema, self.data = data.schema, data
+        self.config = AttributeCNNConfig(cam_smoothing=0.0)
+        self.cursor = 0
+
+    def cam(self, x, column, value, smoothing=None):
+        n = len(x)
+        rows = slice(self.cursor, self.cursor + n)
+        self.cursor = (self.cursor + n) % len(self.data)
+        truth = self.data.labels[rows, column] == np.asarray(value)
+        masks = self.data.masks[rows].astype(np.float32)
+        arm, torso = masks[..., MASK_NAMES.index("arm")], masks[..., MASK_NAMES.index("torso")]
+        torso = torso * (1 - masks[..., MASK_NAMES.index("sleeve")]) * (1 - arm)
+        return tf.constant(np.where(truth[:, None, None], arm, torso) + 1e-3)
+
+
+def test_report_scores_the_cam_of_the_true_value(synth_test):
+    """Eq. 8's m' is the image's own label: asking any other value would score the torso here."""
+    report = cam_report(TrueValueCNN(synth_test), synth_test)
+    assert report["sleeve"]["argmax_in_sleeve_or_arm"] == 1.0
+    share_zero = np.mean(synth_test.labels[:, 0] == 0)
+    assert share_zero < 0.5  # so a CAM of value 0 would fail on most images
+
+
 def test_evaluate_classifier_binary(synth_config, synth_test, tmp_path):
     cnn = AttributeCNN(synth_test.schema, AttributeCNNConfig(image_size=32, widths=(4, 4, 4)))
     cnn.build_on_zeros().save_to(str(tmp_path / "attribute_cnn"))

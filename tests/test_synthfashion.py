@@ -113,3 +113,86 @@ def test_labels_are_balanced():
 def test_unknown_counterfactual_value():
     with pytest.raises(KeyError, match="valid values: sleeveless, short, three_quarter, long"):
         SynthFashion(0, 32).example(0, sleeve="cap")
+
+
+def _changed(x, y):
+    return np.any(x != y, axis=-1)
+
+
+def test_same_value_counterfactual_is_the_original():
+    ds = SynthFashion(4, 48)
+    for i in range(4):
+        x, labels, m = ds.example(i)
+        spec = ds.spec(i)
+        same = {a: getattr(spec, a) for a in ("sleeve", "colour", "pattern")}
+        y, labels_y, m_y = ds.example(i, **same)
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(labels, labels_y)
+        for name in MASK_NAMES:
+            np.testing.assert_array_equal(m[name], m_y[name])
+
+
+def test_counterfactual_spec_changes_only_the_named_attribute():
+    import dataclasses
+    spec = SynthFashion(6, 64).spec(3)
+    for name, value in (("sleeve", "long"), ("colour", "pink"), ("pattern", "checks")):
+        other = dataclasses.asdict(spec.replace(**{name: value}))
+        for field, v in dataclasses.asdict(spec).items():
+            assert other[field] == (value if field == name else v), field
+
+
+def test_sleeve_edit_leaves_the_torso_away_from_the_arms_untouched():
+    """Only arms, sleeves and the garment outline near the shoulders may change: the torso's
+    colour, jitter, pattern and shading stay the same pixel for pixel."""
+    ds = SynthFashion(5, 64)
+    compared = 0
+    for i in range(8):
+        x, labels, m = ds.example(i)
+        for value in synthfashion.SLEEVES:
+            if synthfashion.SLEEVES.index(value) == labels[0]:
+                continue
+            y, _, m_y = ds.example(i, sleeve=value)
+            may_change = (m["arm"] | m_y["arm"] | m["sleeve"] | m_y["sleeve"]
+                          | (m["garment"] ^ m_y["garment"]))
+            torso_kept = (m["torso"] & m_y["torso"]) & (_dilate(may_change) == 0)
+            assert torso_kept.sum() > 0.4 * m["torso"].sum()  # most of the torso is compared
+            assert not _changed(x, y)[torso_kept].any()
+            assert _changed(x, y)[may_change == 1].mean() > 0.05  # the edit did change the arms
+            compared += int(torso_kept.sum())
+    assert compared > 10_000
+
+
+@pytest.mark.parametrize("attribute", ["colour", "pattern"])
+def test_garment_edits_change_only_the_garment(attribute):
+    ds = SynthFashion(8, 64)
+    values = synthfashion.COLOURS_LIST if attribute == "colour" else synthfashion.PATTERNS
+    for i in range(6):
+        x, labels, m = ds.example(i)
+        col = synthfashion.schema().column(attribute)
+        for k, value in enumerate(values):
+            if k == labels[col]:
+                continue
+            y, labels_y, m_y = ds.example(i, **{attribute: value})
+            assert labels_y[col] == k
+            for name in MASK_NAMES:  # the shapes stay; only the cloth is repainted
+                np.testing.assert_array_equal(m_y[name], m[name])
+            changed = _changed(x, y)
+            assert not changed[_dilate(m["garment"]) == 0].any()
+            assert changed[m["garment"] == 1].mean() > (0.5 if attribute == "colour" else 0.1)
+
+
+def test_pattern_edit_from_plain_keeps_the_base_cloth():
+    """Plain -> stripes repaints only the stripes: the base cloth between them (same colour and
+    jitter, same shading) is pixel-identical."""
+    ds = SynthFashion(9, 64)
+    checked = 0
+    for i in range(40):
+        x, labels, m = ds.example(i)
+        if synthfashion.PATTERNS[labels[2]] != "plain":
+            continue
+        y, _, _ = ds.example(i, pattern="stripes")
+        torso = m["torso"] == 1
+        kept = ~_changed(x, y) & torso
+        assert 0.3 < kept.sum() / torso.sum() < 0.8  # stripes cover 45% of the cloth
+        checked += 1
+    assert checked >= 5

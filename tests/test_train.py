@@ -59,11 +59,27 @@ def test_smoke_run_trains_classifier_first_and_writes_everything(trained):
     assert "step 4/4" in result.stderr and "img/s" in result.stderr and "ETA" in result.stderr
 
 
-def test_killed_run_resumes_with_same_optimizer_state(synth_config, trained, tmp_path):
-    workdir = str(tmp_path / "run")
+def _checkpoint_tensors(workdir):
+    """Every tensor of the latest checkpoint but the save counter (it counts saves, not steps)."""
+    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if "OBJECT_GRAPH" not in k and not k.startswith("save_counter")}
+
+
+def test_killed_run_resumes_exactly_like_an_uninterrupted_one(synth_config, trained, tmp_path):
+    """SIGKILL mid-run, the same command again (twice, so a clean stop is resumed too): every checkpointed tensor (G, D_I, D_C, both
+    optimizers' moments and iterations, step) equals that of one uninterrupted run of the same
+    length, so weights, optimizer state, learning rate and data stream all continued exactly."""
     cls_dir = os.path.join(trained[0], "classifier")
-    args = tiny_flags(synth_config, workdir, steps=200) + [f"--classifier_workdir={cls_dir}"]
-    proc = subprocess.Popen([sys.executable, "-m", "amgan_tf.train", *args], env=ENV,
+
+    def args(workdir):
+        return tiny_flags(synth_config, workdir, steps=200) + [
+            f"--classifier_workdir={cls_dir}", "--n_critic=2", "--deterministic",
+            "--sample_every=1000", "--eval_every=1000"]
+
+    workdir = str(tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, "-m", "amgan_tf.train", *args(workdir)], env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     deadline = time.time() + 300
@@ -72,20 +88,26 @@ def test_killed_run_resumes_with_same_optimizer_state(synth_config, trained, tmp
         if latest and int(latest.rsplit("-", 1)[1]) >= 3:
             break
         assert proc.poll() is None, "training ended early"
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = int(tf.train.latest_checkpoint(ckpt_dir).rsplit("-", 1)[1])
-    before = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
-    result = _train(args + ["--stop_after=2"])
+    for resumed_at in (killed_at, killed_at + 1):  # after the kill, then after a clean stop
+        result = _train(args(workdir) + ["--stop_after=1"])
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert f"(step {resumed_at})" in result.stderr
+    whole = str(tmp_path / "whole")
+    result = _train(args(whole) + [f"--stop_after={killed_at + 2}"])
     assert result.returncode == 0, result.stderr[-4000:]
-    assert f"(step {killed_at})" in result.stderr
-    after = tf.train.load_checkpoint(tf.train.latest_checkpoint(ckpt_dir))
-    assert int(after.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == killed_at + 2
-    g_iters = after.get_tensor("g_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE")
-    d_iters = after.get_tensor("d_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE")
-    assert int(g_iters) == killed_at + 2 and int(d_iters) == killed_at + 2  # n_critic = 1
-    assert int(before.get_tensor("g_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == killed_at
+
+    resumed, reference = _checkpoint_tensors(workdir), _checkpoint_tensors(whole)
+    assert resumed.keys() == reference.keys()
+    prefixes = {k.split("/")[0] for k in reference}
+    assert {"G", "D_I", "D_C", "g_opt", "d_opt", "step"} <= prefixes, prefixes
+    assert int(reference["step/.ATTRIBUTES/VARIABLE_VALUE"]) == killed_at + 2
+    assert int(reference["d_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 2 * (killed_at + 2)
+    for key, value in reference.items():
+        np.testing.assert_array_equal(resumed[key], value, err_msg=key)
 
 
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(synth_config, trained, tmp_path):
@@ -134,21 +156,30 @@ def test_manipulate_any_image_mode_and_size(trained, tmp_path):
         assert Image.open(out / f"{name}_attention.png").size == size
 
 
-def test_manipulate_region_leaves_outside_untouched(trained, tmp_path):
+@pytest.mark.parametrize("mode", ["inside", "outside"])
+def test_manipulate_cli_region_equals_the_library(trained, tmp_path, mode):
+    """The CLI hands region, threshold and mode to the library unchanged (the region maths is
+    tested with known masks in test_manipulate_region.py)."""
+    from amgan_tf import manipulate_lib, train_lib
     workdir = trained[0]
     src = tmp_path / "x.png"
-    image = np.random.default_rng(1).integers(0, 255, (32, 32, 3), np.uint8)
+    image = np.random.default_rng(1).integers(0, 255, (36, 28, 3), np.uint8)
     Image.fromarray(image).save(src)
     out = tmp_path / "y.png"
     result = _manipulate(f"--workdir={workdir}", f"--image={src}", "--attribute=colour",
                          "--value=orange", "--region_attribute=sleeve",
-                         "--region_value=sleeveless", "--region_threshold=0.9",
-                         f"--output={out}")
+                         "--region_value=sleeveless", "--region_threshold=0.3",
+                         f"--region_mode={mode}", f"--output={out}")
     assert result.returncode == 0, result.stderr[-3000:]
-    mask = np.asarray(Image.open(tmp_path / "y_attention.png"))
+    model, cnn, _ = train_lib.load_trained(workdir)
+    want, want_mask = manipulate_lib.Manipulator(model, cnn).manipulate_image(
+        image, manipulate_lib.Edit("colour", "orange"),
+        manipulate_lib.Region("sleeve", "sleeveless", 0.3, mode))
     edited = np.asarray(Image.open(out))
-    outside = mask == 0
-    np.testing.assert_array_equal(edited[outside], image[outside])
+    assert np.abs(edited.astype(int) - want).max() <= 1
+    mask = np.asarray(Image.open(tmp_path / "y_attention.png"))
+    assert np.abs(mask.astype(int) - np.round(want_mask * 255)).max() <= 1
+    assert np.any(edited != image)
 
 
 @pytest.mark.parametrize("args,message", [
@@ -165,16 +196,35 @@ def test_manipulate_bad_names(trained, tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_evaluate_binary_with_independent_judge(trained):
+def constant_judge(schema, directory):
+    """An attribute CNN that answers value 0 for every attribute of every image."""
+    from amgan_tf.models.attribute_cnn import AttributeCNN, AttributeCNNConfig
+    judge = AttributeCNN(schema, AttributeCNNConfig(image_size=32, widths=(4, 4, 4)))
+    judge.build_on_zeros()
+    bias = np.zeros(judge.head.bias.shape, np.float32)
+    bias[judge.head_offsets] = 1.0
+    judge.head.kernel.assign(np.zeros(judge.head.kernel.shape, np.float32))
+    judge.head.bias.assign(bias)
+    judge.save_to(directory)
+
+
+def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_path):
+    """A judge whose verdicts are known (always value 0) gives exactly the share of targets equal
+    to 0, and differs from the training CNN's verdict: evaluate really asks --judge_workdir."""
+    from amgan_tf.evaluation import manipulation_targets
     workdir = trained[0]
+    constant_judge(synth_test.schema, str(tmp_path / "judge"))
     result = subprocess.run(
         [sys.executable, "-m", "amgan_tf.evaluate", f"--workdir={workdir}",
-         f"--judge_workdir={workdir}/classifier", "--num_images=8", "--counterfactual_images=4"],
+         f"--judge_workdir={tmp_path / 'judge'}", "--num_images=40", "--counterfactual_images=4"],
         env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])
-    # The same network as judge: both verdicts must agree exactly.
-    assert report["accuracy_training_cnn"] == report["accuracy_independent_judge"]
+    judged = report["accuracy_independent_judge"]
+    for r, attr in enumerate(synth_test.schema.manipulated):
+        targets = manipulation_targets(synth_test.labels[:40], synth_test.schema, r)
+        assert judged[attr.name] == pytest.approx(float(np.mean(targets == 0))), attr.name
+    assert judged != report["accuracy_training_cnn"]
     err = report["counterfactual_mean_abs_error"]
     assert set(err) == {"sleeve", "colour", "pattern"}
     assert all(v["input"] > 0 and v["amgan"] >= 0 for v in err.values())

@@ -1,0 +1,98 @@
+"""Region-specific edits (PAPER.md Eq. 12, generalised) with masks whose answers are known.
+
+A stand-in generator returns fixed attention maps: the sleeve edit marks a block (values 1.0 and
+0.95 above the threshold, a 0.5 rim below it), every other edit a uniform 0.6, and a flat colour
+z. Inside and outside are then both non-empty, and the full-resolution composite of an image of
+another size and aspect ratio than the training size can be computed by hand.
+"""
+
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from amgan_tf import manipulate_lib
+from amgan_tf.data import synthfashion
+
+SCHEMA = synthfashion.schema()
+SIZE = 32
+Z_COLOUR = np.array([0.5, -0.5, 0.25], np.float32)
+
+
+def region_map() -> np.ndarray:
+    a = np.zeros((SIZE, SIZE), np.float32)
+    a[6:18, 4:20] = 0.5  # below the threshold: not part of the region
+    a[8:16, 6:18] = 0.95
+    a[10:14, 8:16] = 1.0
+    return a
+
+
+class MaskModel:
+    """`generate` as AMGAN's, with attention fixed per edited attribute."""
+
+    schema = SCHEMA
+    config = types.SimpleNamespace(image_size=SIZE, attention_source="generator")
+
+    def generate(self, x, m, r=None, c_of_x=None):
+        n = int(x.shape[0])
+        attr, _ = SCHEMA.decode(m.numpy()[0])
+        a = region_map() if attr == "sleeve" else np.full((SIZE, SIZE), 0.6, np.float32)
+        a = tf.constant(np.broadcast_to(a[None, ..., None], (n, SIZE, SIZE, 1)))
+        z = tf.constant(np.broadcast_to(Z_COLOUR, (n, SIZE, SIZE, 3)))
+        return a * z + (1 - a) * x, a, z
+
+
+def expected(image, mode, threshold=0.9):
+    """The composite computed by hand: pad to a square, upsample the mask, crop, blend, round."""
+    h, w = image.shape[:2]
+    side = max(h, w)
+    a1 = region_map()
+    a1 = np.where(a1 >= threshold, a1, 0.0)
+    mask = a1 if mode == "inside" else (1.0 - a1) * 0.6
+    full = tf.image.resize(mask[None, ..., None], (side, side), "bilinear").numpy()[0, ..., 0]
+    top, left = (side - h) // 2, (side - w) // 2
+    full = full[top:top + h, left:left + w]
+    x = image.astype(np.float32) / 127.5 - 1.0
+    out = full[..., None] * Z_COLOUR + (1.0 - full[..., None]) * x
+    return np.clip(np.round((out + 1.0) * 127.5), 0, 255).astype(np.uint8), full
+
+
+@pytest.mark.parametrize("mode", ["inside", "outside"])
+def test_region_edit_at_another_size(mode):
+    image = np.random.default_rng(3).integers(0, 256, (40, 56, 3), np.uint8)  # not 32x32, not square
+    tool = manipulate_lib.Manipulator(MaskModel())
+    region = manipulate_lib.Region("sleeve", "sleeveless", threshold=0.9, mode=mode)
+    result, mask = tool.manipulate_image(image, manipulate_lib.Edit("colour", "orange"), region)
+    want, want_mask = expected(image, mode)
+    assert result.shape == image.shape and mask.shape == image.shape[:2]
+    np.testing.assert_allclose(mask, want_mask, atol=1e-5)
+    untouched, edited = want_mask == 0.0, want_mask > 0.5
+    assert untouched.sum() > 50 and edited.sum() > 50  # both sides of the region are real
+    np.testing.assert_array_equal(result[untouched], image[untouched])  # bit-identical outside
+    assert np.all(np.any(result[edited] != image[edited], axis=-1))
+    assert np.abs(result.astype(int) - want).max() <= 1  # the whole composite, rounding aside
+    if mode == "inside":  # full-strength region pixels are exactly the edit's colour
+        full = want_mask == 1.0
+        assert full.sum() > 20
+        np.testing.assert_array_equal(result[full], np.round((Z_COLOUR + 1) * 127.5)
+                                      .astype(np.uint8)[None].repeat(full.sum(), 0))
+
+
+def test_region_threshold_drops_weak_mask_values():
+    image = np.full((32, 32, 3), 100, np.uint8)
+    tool = manipulate_lib.Manipulator(MaskModel())
+    edit = manipulate_lib.Edit("colour", "orange")
+    _, strict = tool.manipulate_image(image, edit, manipulate_lib.Region("sleeve", "short", 0.9))
+    _, loose = tool.manipulate_image(image, edit, manipulate_lib.Region("sleeve", "short", 0.4))
+    assert (strict > 0).sum() < (loose > 0).sum()  # the 0.5 rim joins the region at 0.4
+    np.testing.assert_allclose(loose, np.where(region_map() >= 0.4, region_map(), 0), atol=1e-6)
+
+
+def test_no_region_uses_the_edits_own_mask():
+    image = np.full((32, 32, 3), 100, np.uint8)
+    result, mask = manipulate_lib.Manipulator(MaskModel()).manipulate_image(
+        image, manipulate_lib.Edit("colour", "orange"))
+    np.testing.assert_allclose(mask, 0.6, atol=1e-6)
+    want = np.round((0.6 * Z_COLOUR + 0.4 * (100 / 127.5 - 1) + 1) * 127.5)
+    np.testing.assert_array_equal(result[0, 0], want.astype(np.uint8))
