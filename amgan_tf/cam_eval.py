@@ -6,7 +6,7 @@ import numpy as np
 
 from amgan_tf import metrics
 from amgan_tf.data.datasets import ExampleSet
-from amgan_tf.data.pipeline import to_float
+from amgan_tf.imaging import to_float
 from amgan_tf.data.synthfashion import MASK_NAMES
 from amgan_tf.models.attribute_cnn import AttributeCNN
 from amgan_tf.visualize import labelled_grid, overlay

@@ -16,34 +16,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from amgan_tf.configs import ClassifierConfig  # noqa: F401 (the binary's config)
 from amgan_tf.data import datasets, pipeline
 from amgan_tf.runtime import check_finite, hms
-from amgan_tf.models.attribute_cnn import (AttributeCNN, AttributeCNNConfig, load_attribute_cnn,
-                                           masked_classification_loss)
+from amgan_tf.models.attribute_cnn import (CONFIG_FILE, MODEL_DIR, AttributeCNN,
+                                           load_attribute_cnn, masked_classification_loss)
 
 log = logging.getLogger(__name__)
 
-MODEL_DIR = "attribute_cnn"
-
-
-@dataclasses.dataclass
-class ClassifierConfig:
-    data: datasets.DatasetConfig = dataclasses.field(default_factory=datasets.DatasetConfig)
-    model: AttributeCNNConfig = dataclasses.field(default_factory=AttributeCNNConfig)
-    train_split: str = "train"
-    test_split: str = "test"
-    steps: int = 1500
-    batch_size: int = 64
-    learning_rate: float = 1e-3  # cosine decay to 0 over `steps`
-    weight_decay: float = 1e-4
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 250
-    eval_batch_size: int = 256
-    stop_after: int = 0  # > 0: leave after this many steps in this run, as if killed (tests)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _optimizer(config: ClassifierConfig) -> keras.optimizers.Optimizer:
@@ -152,7 +132,7 @@ def run(config: ClassifierConfig, workdir: str) -> dict:
 
 
 def is_trained(workdir: str) -> bool:
-    return os.path.exists(os.path.join(workdir, MODEL_DIR, "attribute_cnn.json"))
+    return os.path.exists(os.path.join(workdir, MODEL_DIR, CONFIG_FILE))
 
 
 def load_trained(workdir: str) -> AttributeCNN:

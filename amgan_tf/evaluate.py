@@ -27,11 +27,11 @@ flags.mark_flag_as_required("workdir")
 
 
 def evaluate() -> dict:
-    from amgan_tf import evaluation, train_lib
+    from amgan_tf import evaluation, trained
     from amgan_tf.data import datasets
     from amgan_tf.data.synthfashion import SynthFashion
     from amgan_tf.models.attribute_cnn import load_attribute_cnn
-    model, cnn, config = train_lib.load_trained(FLAGS.workdir)
+    model, cnn, config = trained.load_trained(FLAGS.workdir)
     test = datasets.load_split(config.data, "test", limit=FLAGS.num_images)
     report = {"test_images": len(test)}
     if cnn is not None:

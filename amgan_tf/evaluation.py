@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from amgan_tf import metrics
 from amgan_tf.attributes import MISSING, AttributeSchema
-from amgan_tf.data.pipeline import to_float, to_uint8
+from amgan_tf.edit import apply_edit
+from amgan_tf.imaging import to_float
 from amgan_tf.visualize import labelled_grid, mask_rgb
 
 
@@ -28,17 +29,22 @@ def manipulation_targets(labels: np.ndarray, schema: AttributeSchema, r: int) ->
 
 def manipulate_batches(model, images: np.ndarray, labels: np.ndarray, r: int,
                        targets: np.ndarray, batch_size: int = 64):
-    """Yield (x_fake float [-1, 1], attention, index slice) for examples with a known target."""
+    """Yield (edited uint8 images, attention, index slice) for examples with a known target,
+    edited by the same `apply_edit` as the CLI and the exports (CAM attention, if configured,
+    uses the images' true labels)."""
     schema = model.schema
     col = schema.manipulated_columns[r]
     keep = np.flatnonzero(targets != MISSING)
     for lo in range(0, len(keep), batch_size):
         idx = keep[lo:lo + batch_size]
-        x = to_float(images[idx])
         m = tf.constant(schema.encode_batch(np.full(len(idx), r), targets[idx]))
-        x_fake, a, _ = model.generate(x, m, tf.fill([len(idx)], r),
-                                      tf.constant(labels[idx, col], tf.int32))
-        yield x_fake, a, idx
+        r_vec, c_of_x = tf.fill([len(idx)], r), tf.constant(labels[idx, col], tf.int32)
+
+        def generate(x, m):
+            return model.generate(x, m, r_vec, c_of_x)[1:]
+
+        out, a = apply_edit(generate, images[idx], m, int(images.shape[1]))
+        yield out, a, idx
 
 
 def manipulation_accuracy(model, judge, images: np.ndarray, labels: np.ndarray,
@@ -52,7 +58,7 @@ def manipulation_accuracy(model, judge, images: np.ndarray, labels: np.ndarray,
         targets = manipulation_targets(labels, schema, r)
         predicted = np.full(len(labels), MISSING, np.int32)
         for x_fake, _, idx in manipulate_batches(model, images, labels, r, targets, batch_size):
-            predicted[idx] = judge.predict_labels(x_fake).numpy()[:, judge_col]
+            predicted[idx] = judge.predict_labels(to_float(x_fake)).numpy()[:, judge_col]
         out[attr.name] = metrics.classification_accuracy(predicted, targets)
     out["mean"] = float(np.mean([out[a.name] for a in schema.manipulated]))
     return out
@@ -69,7 +75,7 @@ def sample_sheet(model, images: np.ndarray, labels: np.ndarray, scale: int = 2):
     for r, v in targets:
         x_fake, a, _ = next(manipulate_batches(model, images, labels, r,
                                                np.full(n, v, np.int32), batch_size=n))
-        results.append((to_uint8(x_fake).numpy(), a.numpy()[..., 0]))
+        results.append((x_fake.numpy(), a.numpy()[..., 0]))
     blank = np.full_like(images[0], 255)
     for i in range(n):
         tiles.append(images[i])
@@ -114,7 +120,7 @@ def counterfactual_error(model, synth, indices, batch_size: int = 64) -> dict[st
         cf, cf_mask = np.stack(cf).astype(np.float32), np.stack(cf_mask)
         fake = np.empty_like(cf)
         for x_fake, _, idx in manipulate_batches(model, images, labels, r, targets, batch_size):
-            fake[idx] = to_uint8(x_fake).numpy()
+            fake[idx] = x_fake.numpy()
         outside = (np.maximum(masks, cf_mask) == 0)[..., None]
         err = np.abs(fake - cf)
         base = np.abs(images.astype(np.float32) - cf)

@@ -10,7 +10,7 @@ import json
 
 from absl import flags
 
-from amgan_tf.classifier_lib import ClassifierConfig
+from amgan_tf.configs import ClassifierConfig
 from amgan_tf.data.datasets import DATASETS, RESIZE_MODES, DatasetConfig
 from amgan_tf.models.attribute_cnn import AttributeCNNConfig
 from amgan_tf.models.backbones import BACKBONES
@@ -102,7 +102,7 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
     from amgan_tf.losses import LossWeights
     from amgan_tf.models.amgan import ATTENTION_SOURCES, AmganConfig
     from amgan_tf.models.networks import DTYPE_POLICIES, GENERATOR_MODES
-    from amgan_tf.train_lib import STRATEGIES, TrainConfig
+    from amgan_tf.configs import STRATEGIES, TrainConfig
     a, t, w = AmganConfig(), TrainConfig(), LossWeights()
     d = flags.DEFINE_integer
     d("steps", t.steps, "Training iterations (each: n_critic critic updates + 1 G update).",
@@ -162,7 +162,7 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
     from amgan_tf.losses import LossWeights
     from amgan_tf.models.amgan import AmganConfig
     from amgan_tf.models.networks import CriticConfig, GeneratorConfig
-    from amgan_tf.train_lib import TrainConfig
+    from amgan_tf.configs import TrainConfig
     data = dataset_config(values)
     weights = LossWeights(**{k: getattr(values, k) for k in (
         "lambda_cls", "lambda_cyc", "lambda_a", "lambda_p", "lambda_gp", "lambda_mask_mean",

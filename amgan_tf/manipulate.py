@@ -43,7 +43,7 @@ def _outputs(inputs: list[str], image_arg: str, output: str) -> list[str]:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
-    from amgan_tf import manipulate_lib, train_lib
+    from amgan_tf import manipulate_lib, trained
     try:
         if bool(FLAGS.region_attribute) != bool(FLAGS.region_value):
             raise ValueError("--region_attribute and --region_value go together.")
@@ -51,13 +51,13 @@ def main(argv):
                                         FLAGS.region_threshold, FLAGS.region_mode)
                   if FLAGS.region_attribute else None)
         inputs = manipulate_lib.list_images(FLAGS.image)
-        model, cnn, _ = train_lib.load_trained(FLAGS.workdir)
+        model = trained.load_generator(FLAGS.workdir)
         edit = manipulate_lib.Edit(FLAGS.attribute, FLAGS.value)
         model.schema.value_index(edit.attribute, edit.value)
         model.schema.r_index(edit.attribute)
         if region is not None:
             model.schema.value_index(region.attribute, region.value)
-        tool = manipulate_lib.Manipulator(model, cnn)
+        tool = manipulate_lib.Manipulator(model)
     except (UnknownAttributeError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

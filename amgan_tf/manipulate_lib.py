@@ -1,12 +1,7 @@
 """Manipulate user images with a trained AMGAN: any size, aspect ratio or colour mode.
 
-Images are padded to square (mean border colour), resized to the training size, manipulated, and
-the result is mapped back onto the ORIGINAL pixels through the attention mask
-(x* = a * z + (1 - a) * x at full resolution), so nothing outside the edited region loses detail.
-
-Region-specific manipulation (PAPER.md Eq. 12, generalised): the mask of one edit (e.g. sleeve ->
-sleeveless marks the sleeves), thresholded (values below `threshold` -> 0), restricts another edit
-(e.g. colour -> orange) to inside that region, or to outside it with (1 - a1*) * a2.
+Reading files and naming edits; the edit itself is `amgan_tf.edit.apply_edit`, shared with
+evaluation and the exported graphs (see there for the full-resolution blend and region edits).
 """
 
 from __future__ import annotations
@@ -18,12 +13,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from amgan_tf.data.builders import decode_image_file
-from amgan_tf.data.datasets import resize_images
-from amgan_tf.data.pipeline import to_float
+from amgan_tf.edit import REGION_MODES, apply_edit
+from amgan_tf.imaging import decode_image_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
-REGION_MODES = ("inside", "outside")
 
 
 class ImageReadError(ValueError):
@@ -78,53 +71,28 @@ def list_images(path: str) -> list[str]:
 
 
 class Manipulator:
-    """Applies edits with a trained model (an `AMGAN` with `.schema`, `.generate`, `.config`)."""
+    """Applies named edits with a trained model: anything with `.schema`, `.image_size` and
+    `.attention_and_colour(x, m)`, such as `amgan_tf.trained.TrainedGenerator`."""
 
-    def __init__(self, model, attribute_cnn=None):
-        self.model, self.cnn = model, attribute_cnn
+    def __init__(self, model):
+        self.model = model
         self.schema = model.schema
-        self.size = model.config.image_size
+        self.size = model.image_size
 
-    def _m(self, edit: Edit, n: int):
-        r = self.schema.r_index(edit.attribute)
-        v = self.schema.value_index(edit.attribute, edit.value)
-        return r, tf.constant(self.schema.encode_batch(np.full(n, r), np.full(n, v)))
-
-    def _run(self, x, edit: Edit):
-        r, m = self._m(edit, int(x.shape[0]))
-        c_of_x = None
-        if self.model.config.attention_source == "cam":
-            column = self.schema.manipulated_columns[r]
-            c_of_x = self.cnn.predict_labels(x)[:, column]
-        _, a, z = self.model.generate(x, m, tf.fill([int(x.shape[0])], r), c_of_x)
-        return a, z
-
-    def manipulate_square(self, x, edit: Edit, region: Region | None = None):
-        """x float [B, S, S, 3] in [-1, 1] at the training size -> (x*, mask, z)."""
-        self.schema.value_index(edit.attribute, edit.value)  # clear error before any work
-        a2, z2 = self._run(x, edit)
-        if region is None:
-            mask = a2
-        else:
-            a1, _ = self._run(x, Edit(region.attribute, region.value))
-            a1 = tf.where(a1 >= region.threshold, a1, tf.zeros_like(a1))
-            mask = a1 if region.mode == "inside" else (1.0 - a1) * a2
-        return mask * z2 + (1.0 - mask) * x, mask, z2
+    def _m(self, attribute: str, value: str) -> tf.Tensor:
+        r = self.schema.r_index(attribute)
+        v = self.schema.value_index(attribute, value)
+        return tf.constant(self.schema.encode_batch(np.array([r]), np.array([v])))
 
     def manipulate_image(self, image: np.ndarray, edit: Edit, region: Region | None = None):
         """uint8 [H, W, 3] of any size -> (uint8 result [H, W, 3], float mask [H, W])."""
-        h, w = image.shape[:2]
-        side = max(h, w)
-        x = to_float(resize_images(tf.constant(image[None]), self.size, "pad"))
-        _, mask, z = self.manipulate_square(x, edit, region)
-        # Back to the padded square at full resolution, then crop the padding away.
-        top, left = (side - h) // 2, (side - w) // 2
-        mask_full = tf.image.resize(mask, (side, side), "bilinear")[0, top:top + h, left:left + w]
-        z_full = tf.image.resize(z, (side, side), "bilinear")[0, top:top + h, left:left + w]
-        original = to_float(image)
-        out = mask_full * z_full + (1.0 - mask_full) * original
-        out = tf.cast(tf.clip_by_value(tf.round((out + 1.0) * 127.5), 0, 255), tf.uint8)
-        return out.numpy(), mask_full.numpy()[..., 0]
+        m = self._m(edit.attribute, edit.value)  # clear errors for bad names before any work
+        m_region = None if region is None else self._m(region.attribute, region.value)
+        out, mask = apply_edit(
+            self.model.attention_and_colour, tf.constant(image[None]), m, self.size, m_region,
+            threshold=region.threshold if region else 0.0,
+            inside=region is None or region.mode == "inside")
+        return out.numpy()[0], mask.numpy()[0, ..., 0]
 
 
 def save_outputs(result: np.ndarray, mask: np.ndarray, output: str, save_mask: bool = True):

@@ -13,7 +13,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 # Errors a user can fix (bad flags, missing files, divergence): one clear line, no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, NonFiniteLossError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError)
 
 
 def hms(seconds: float) -> str:

@@ -22,50 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from amgan_tf import classifier_lib, evaluation
-from amgan_tf.attributes import AttributeSchema
+from amgan_tf import classifier_lib, evaluation, trained
+from amgan_tf.configs import STRATEGIES, TrainConfig  # noqa: F401 (the binaries' config)
 from amgan_tf.data import datasets, pipeline
+from amgan_tf.models.attribute_cnn import MODEL_DIR
 from amgan_tf.runtime import check_finite, hms
-from amgan_tf.models.amgan import AMGAN, AmganConfig
-from amgan_tf.models.attribute_cnn import load_attribute_cnn
 
 log = logging.getLogger(__name__)
-
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
-CONFIG_FILE = "train_config.json"
-SCHEMA_FILE = "schema.json"
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    data: datasets.DatasetConfig = dataclasses.field(default_factory=datasets.DatasetConfig)
-    amgan: AmganConfig = dataclasses.field(default_factory=AmganConfig)
-    classifier: classifier_lib.ClassifierConfig = dataclasses.field(
-        default_factory=classifier_lib.ClassifierConfig)
-    classifier_workdir: str = ""  # '' = <workdir>/classifier
-    steps: int = 80000
-    seed: int = 0
-    strategy: str = "auto"
-    devices: tuple[str, ...] = ()  # mirrored: explicit devices (e.g. two logical CPUs in tests)
-    jit_compile: bool = False  # XLA is 2-7x slower than oneDNN on CPU; try it on GPUs
-    deterministic: bool = False  # op determinism: a run repeats bit for bit (slower on GPUs)
-    log_every: int = 10
-    checkpoint_every: int = 200
-    sample_every: int = 500
-    eval_every: int = 500
-    eval_images: int = 128
-    final_eval_images: int = 1000
-    sample_images: int = 4
-    stop_after: int = 0  # > 0: leave after this many steps in this run, as if killed
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}.")
-        self.devices = tuple(self.devices)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def make_strategy(name: str, devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
     if name == "auto":
@@ -96,73 +59,13 @@ def _is_chief(strategy) -> bool:
 
 def ensure_attribute_cnn(config: TrainConfig, workdir: str):
     """The trained attribute CNN, training it first (logged) when it does not exist yet."""
-    cls_dir = config.classifier_workdir or os.path.join(workdir, "classifier")
+    cls_dir = trained.attribute_cnn_dir(config, workdir)
     if not classifier_lib.is_trained(cls_dir):
         log.info("No trained attribute CNN in %s: training it first (%d steps).", cls_dir,
                  config.classifier.steps)
         cls_cfg = dataclasses.replace(config.classifier, data=config.data)
         classifier_lib.run(cls_cfg, cls_dir)
     return cls_dir
-
-
-def _checkpoint(model: AMGAN, step: tf.Variable) -> tf.train.Checkpoint:
-    parts = {"G": model.G, "D_I": model.D_I, "g_opt": model.g_opt, "d_opt": model.d_opt,
-             "step": step}
-    if model.D_C is not None:
-        parts["D_C"] = model.D_C
-    return tf.train.Checkpoint(**parts)
-
-
-def build_model(schema: AttributeSchema, config: AmganConfig, cnn_dir: str | None,
-                strategy: tf.distribute.Strategy | None = None):
-    """(AMGAN with all variables, the frozen attribute CNN or None) under `strategy`'s scope."""
-    strategy = strategy or tf.distribute.get_strategy()
-    with strategy.scope():
-        cnn = load_attribute_cnn(cnn_dir) if cnn_dir else None
-        if cnn is not None and cnn.schema.names != schema.names:
-            raise ValueError(f"The attribute CNN in {cnn_dir} was trained on attributes "
-                             f"{cnn.schema.names}, the data has {schema.names}.")
-        model = AMGAN(schema, config, cnn if config.needs_attribute_cnn else None).build_all()
-    return model, cnn
-
-
-def load_trained(workdir: str):
-    """(AMGAN restored from the latest checkpoint of a training workdir, its TrainConfig dict)."""
-    path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{workdir!r} is not an AMGAN training workdir (no {CONFIG_FILE}); "
-                                f"train one with `python -m amgan_tf.train --workdir=...`.")
-    with open(path) as f:
-        raw = json.load(f)
-    config = config_from_dict(raw)
-    schema = AttributeSchema.load(os.path.join(workdir, SCHEMA_FILE))
-    cnn_dir = config.classifier_workdir or os.path.join(workdir, "classifier")
-    cnn_dir = os.path.join(cnn_dir, classifier_lib.MODEL_DIR)
-    model, cnn = build_model(schema, config.amgan,
-                             cnn_dir if os.path.exists(cnn_dir) else None)
-    step = tf.Variable(0, dtype=tf.int64)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    if latest is None:
-        raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints yet.")
-    _checkpoint(model, step).restore(latest).expect_partial()
-    return model, cnn, config
-
-
-def config_from_dict(raw: dict) -> TrainConfig:
-    """Inverse of TrainConfig.to_dict (nested dataclasses rebuilt)."""
-    from amgan_tf import losses
-    from amgan_tf.models.attribute_cnn import AttributeCNNConfig
-    from amgan_tf.models.networks import CriticConfig, GeneratorConfig
-    a = dict(raw["amgan"])
-    a["generator"] = GeneratorConfig(**a["generator"])
-    a["critic"] = CriticConfig(**a["critic"])
-    a["weights"] = losses.LossWeights(**a["weights"])
-    c = dict(raw["classifier"])
-    c["data"] = datasets.DatasetConfig(**c["data"])
-    c["model"] = AttributeCNNConfig(**c["model"])
-    return TrainConfig(**{**raw, "data": datasets.DatasetConfig(**raw["data"]),
-                          "amgan": AmganConfig(**a),
-                          "classifier": classifier_lib.ClassifierConfig(**c)})
 
 
 def run(config: TrainConfig, workdir: str) -> dict:
@@ -182,26 +85,25 @@ def run(config: TrainConfig, workdir: str) -> dict:
     log.info("Strategy %s with %d replica(s).", type(strategy).__name__,
              strategy.num_replicas_in_sync)
     if chief:
-        with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-            json.dump(config.to_dict(), f, indent=2)
+        trained.save_config(workdir, config)
 
     cls_dir = ensure_attribute_cnn(config, workdir)
     train = datasets.load_split(config.data, "train")
     test = datasets.load_split(config.data, "test", limit=max(config.final_eval_images,
                                                                config.eval_images))
     if chief:
-        train.schema.save(os.path.join(workdir, SCHEMA_FILE))
+        train.schema.save(os.path.join(workdir, trained.SCHEMA_FILE))
     keras.utils.set_random_seed(config.seed)
-    model, cnn = build_model(train.schema, config.amgan,
-                             os.path.join(cls_dir, classifier_lib.MODEL_DIR), strategy)
+    model, cnn = trained.build_model(train.schema, config.amgan, os.path.join(cls_dir, MODEL_DIR),
+                                     strategy)
 
     step = tf.Variable(0, dtype=tf.int64, name="step")
-    ckpt = _checkpoint(model, step)
-    ckpt_dir = os.path.join(workdir, "checkpoints")
+    ckpt = trained.checkpoint(model, step)
+    ckpt_dir = os.path.join(workdir, trained.CHECKPOINT_DIR)
     if not chief:  # every worker must save (collectives); only the chief's copy is kept
         ckpt_dir = tempfile.mkdtemp(prefix="amgan_worker_ckpt_")
     manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, trained.CHECKPOINT_DIR))
     if latest:
         ckpt.restore(latest).assert_existing_objects_matched()
         log.info("Resuming from %s (step %d).", latest, int(step))

@@ -10,6 +10,7 @@ import tensorflow as tf
 from amgan_tf.data import datasets
 from amgan_tf.data.readers.base import DataFilesError
 from amgan_tf.data.synthfashion import MASK_NAMES, SynthFashion
+from amgan_tf.imaging import resize_images
 from tests import fixtures
 
 CLOTHING = os.path.join(os.path.dirname(__file__), "data", "clothing_small")
@@ -89,10 +90,10 @@ def test_resize_pad_keeps_aspect_and_border_colour():
     image = np.zeros((1, 40, 20, 3), np.uint8)
     image[:] = (200, 100, 50)
     image[:, 10:30, 5:15] = (0, 0, 255)
-    out = datasets.resize_images(tf.constant(image), 20, "pad").numpy()[0]
+    out = resize_images(tf.constant(image), 20, "pad").numpy()[0]
     assert out.shape == (20, 20, 3)
     np.testing.assert_array_equal(out[0, 0], (200, 100, 50))  # padding = border colour
     np.testing.assert_array_equal(out[10, 10], (0, 0, 255))  # centre content not stretched
     assert (out[:, 3:4] == (200, 100, 50)).all()  # the blue block stays 5 px wide: cols 7..12
-    crop = datasets.resize_images(tf.constant(image), 20, "crop").numpy()[0]
+    crop = resize_images(tf.constant(image), 20, "crop").numpy()[0]
     np.testing.assert_array_equal(crop[10, 10], (0, 0, 255))

@@ -6,7 +6,7 @@ import tensorflow as tf
 from amgan_tf import evaluation
 from amgan_tf.attributes import MISSING
 from amgan_tf.data import synthfashion
-from amgan_tf.data.pipeline import to_float
+from amgan_tf.imaging import to_float
 from amgan_tf.data.synthfashion import SynthFashion
 
 SCHEMA = synthfashion.schema()

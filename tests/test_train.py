@@ -160,7 +160,7 @@ def test_manipulate_any_image_mode_and_size(trained, tmp_path):
 def test_manipulate_cli_region_equals_the_library(trained, tmp_path, mode):
     """The CLI hands region, threshold and mode to the library unchanged (the region maths is
     tested with known masks in test_manipulate_region.py)."""
-    from amgan_tf import manipulate_lib, train_lib
+    from amgan_tf import manipulate_lib, trained as trained_lib
     workdir = trained[0]
     src = tmp_path / "x.png"
     image = np.random.default_rng(1).integers(0, 255, (36, 28, 3), np.uint8)
@@ -171,8 +171,8 @@ def test_manipulate_cli_region_equals_the_library(trained, tmp_path, mode):
                          "--region_value=sleeveless", "--region_threshold=0.3",
                          f"--region_mode={mode}", f"--output={out}")
     assert result.returncode == 0, result.stderr[-3000:]
-    model, cnn, _ = train_lib.load_trained(workdir)
-    want, want_mask = manipulate_lib.Manipulator(model, cnn).manipulate_image(
+    tool = manipulate_lib.Manipulator(trained_lib.load_generator(workdir))
+    want, want_mask = tool.manipulate_image(
         image, manipulate_lib.Edit("colour", "orange"),
         manipulate_lib.Region("sleeve", "sleeveless", 0.3, mode))
     edited = np.asarray(Image.open(out))

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from amgan_tf.attributes import Attribute, AttributeSchema
 from amgan_tf.data import synthfashion
-from amgan_tf.data.pipeline import to_float
+from amgan_tf.imaging import to_float
 from amgan_tf.models.amgan import AMGAN, AmganConfig
 from amgan_tf.models.attribute_cnn import AttributeCNN, AttributeCNNConfig
 from amgan_tf.models.networks import CriticConfig, GeneratorConfig

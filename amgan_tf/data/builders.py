@@ -18,11 +18,12 @@ import os
 
 import numpy as np
 import tensorflow_datasets as tfds
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from amgan_tf.attributes import AttributeSchema
 from amgan_tf.data import synthfashion
 from amgan_tf.data.readers.base import RawExample
+from amgan_tf.imaging import decode_image_file
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +117,6 @@ def reader_config(manual_dir: str, **options) -> ReaderConfig:
     digest = hashlib.sha1(f"{manual_dir}|{opts}".encode()).hexdigest()[:10]
     return ReaderConfig(name=f"local_{digest}", manual_dir=manual_dir, options=opts,
                         description=f"{manual_dir} {opts}")
-
-
-def decode_image_file(path: str) -> np.ndarray:
-    """RGB uint8 from any PIL-readable file; EXIF rotation applied, alpha composited on white."""
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im)
-        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-            rgba = im.convert("RGBA")
-            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            im = Image.alpha_composite(canvas, rgba)
-        return np.asarray(im.convert("RGB"), np.uint8)
 
 
 class _ReaderBuilder(tfds.core.GeneratorBasedBuilder):

@@ -18,11 +18,11 @@ import tensorflow_datasets as tfds
 
 from amgan_tf.attributes import AttributeSchema
 from amgan_tf.data import builders
+from amgan_tf.imaging import RESIZE_MODES, resize_images
 
 log = logging.getLogger(__name__)
 
 DATASETS = ("synthfashion",) + tuple(builders.READER_BUILDERS)
-RESIZE_MODES = ("pad", "stretch", "crop")
 
 
 @dataclasses.dataclass
@@ -109,25 +109,6 @@ def prepare(config: DatasetConfig):
 
 def schema_of(config: DatasetConfig) -> AttributeSchema:
     return AttributeSchema.from_dict(dict(builder(config).info.metadata["schema"]))
-
-
-def resize_images(images: tf.Tensor, size: int, mode: str = "pad") -> tf.Tensor:
-    """uint8 [b, h, w, 3] -> uint8 [b, size, size, 3] with antialiasing; keeps the aspect ratio
-    by padding with the mean border colour ('pad') or centre-cropping ('crop')."""
-    h, w = tf.shape(images)[1], tf.shape(images)[2]
-    x = tf.cast(images, tf.float32)
-    if mode in ("pad", "crop"):
-        side = tf.maximum(h, w) if mode == "pad" else tf.minimum(h, w)
-        if mode == "pad":
-            border = tf.concat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
-            fill = tf.reduce_mean(border, axis=1)[:, None, None, :]
-            top, left = (side - h) // 2, (side - w) // 2
-            x = tf.pad(x - fill, [[0, 0], [top, side - h - top], [left, side - w - left], [0, 0]])
-            x = x + fill
-        else:
-            x = tf.image.crop_to_bounding_box(x, (h - side) // 2, (w - side) // 2, side, side)
-    x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
 
 def load_split(config: DatasetConfig, split: str, limit: int | None = None) -> ExampleSet:

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from amgan_tf.attributes import MISSING, AttributeSchema
 from amgan_tf.data.datasets import ExampleSet
+from amgan_tf.imaging import to_float
 
 
 @dataclasses.dataclass
@@ -200,16 +201,6 @@ class AmganBatches:
             replicas = ctx.num_replicas_in_sync // ctx.num_input_pipelines
             return self.dataset(start_step, ctx.input_pipeline_id, ctx.num_input_pipelines, replicas)
         return strategy.distribute_datasets_from_function(make)
-
-
-def to_float(images: tf.Tensor) -> tf.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1]."""
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """float [-1, 1] -> uint8, rounding."""
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
 
 
 def _normalise_images(element):

@@ -20,6 +20,7 @@ from amgan_tf.attributes import AttributeSchema
 from amgan_tf.models import alignment, backbones
 
 CONFIG_FILE = "attribute_cnn.json"
+MODEL_DIR = "attribute_cnn"  # the trained model's folder inside a classifier workdir
 WEIGHTS_FILE = "attribute_cnn.weights.h5"
 
 
@@ -163,14 +164,14 @@ def masked_classification_loss(logits_per_attribute: list[tf.Tensor], labels: tf
 
 def load_attribute_cnn(path: str, trainable: bool = False) -> AttributeCNN:
     """Load from a workdir (or its `attribute_cnn/` folder) holding attribute_cnn.json + weights."""
-    for candidate in (path, os.path.join(path, "attribute_cnn")):
+    for candidate in (path, os.path.join(path, MODEL_DIR)):
         if os.path.exists(os.path.join(candidate, CONFIG_FILE)):
             path = candidate
             break
     else:
         raise FileNotFoundError(
             f"No trained attribute CNN in {path!r} (looked for {CONFIG_FILE} there and in "
-            f"attribute_cnn/). Train one with `python -m amgan_tf.train_classifier "
+            f"{MODEL_DIR}/). Train one with `python -m amgan_tf.train_classifier "
             f"--flagfile=configs/classifier_synthfashion.cfg --workdir=...`.")
     with open(os.path.join(path, CONFIG_FILE)) as f:
         meta = json.load(f)

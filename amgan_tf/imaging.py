@@ -1,0 +1,59 @@
+"""Image helpers shared by training, the manipulate CLI, evaluation and the exported graphs.
+
+TensorFlow and PIL only (no tensorflow-datasets), so exports and servers can import them cheaply.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps
+
+RESIZE_MODES = ("pad", "stretch", "crop")
+
+
+def to_float(images) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images) -> tf.Tensor:
+    """float [-1, 1] -> uint8, rounding."""
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
+def pad_offsets(h, w):
+    """(side, top, left): the square that 'pad' mode places an h x w image in, centred."""
+    side = tf.maximum(h, w)
+    return side, (side - h) // 2, (side - w) // 2
+
+
+def resize_images(images, size: int, mode: str = "pad") -> tf.Tensor:
+    """uint8 [b, h, w, 3] -> uint8 [b, size, size, 3] with antialiasing; keeps the aspect ratio
+    by padding with the mean border colour ('pad') or centre-cropping ('crop')."""
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"Unknown resize mode {mode!r}; choose one of: {', '.join(RESIZE_MODES)}.")
+    h, w = tf.shape(images)[1], tf.shape(images)[2]
+    x = tf.cast(images, tf.float32)
+    if mode == "pad":
+        border = tf.concat([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)
+        fill = tf.reduce_mean(border, axis=1)[:, None, None, :]
+        side, top, left = pad_offsets(h, w)
+        x = tf.pad(x - fill, [[0, 0], [top, side - h - top], [left, side - w - left], [0, 0]])
+        x = x + fill
+    elif mode == "crop":
+        side = tf.minimum(h, w)
+        x = tf.image.crop_to_bounding_box(x, (h - side) // 2, (w - side) // 2, side, side)
+    x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+
+
+def decode_image_file(path: str) -> np.ndarray:
+    """RGB uint8 from any PIL-readable file; EXIF rotation applied, alpha composited on white."""
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")
+            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(canvas, rgba)
+        return np.asarray(im.convert("RGB"), np.uint8)

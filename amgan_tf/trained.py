@@ -1,0 +1,170 @@
+"""The one loader of trained AMGAN models: what training writes into a workdir and how to read it.
+
+Training writes through these names (config, schema, checkpoint layout); the manipulate CLI,
+evaluation and export read through `load_generator` (G and the schema only: no critics, no
+optimizer state, no training code) or `load_trained` (the whole AMGAN, for evaluation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import tensorflow as tf
+
+from amgan_tf.attributes import AttributeSchema
+from amgan_tf.configs import TrainConfig, config_from_dict
+from amgan_tf.models.amgan import AMGAN, AmganConfig
+from amgan_tf.models.attribute_cnn import MODEL_DIR, AttributeCNN, load_attribute_cnn
+from amgan_tf.models.networks import Generator
+
+CONFIG_FILE = "train_config.json"
+SCHEMA_FILE = "schema.json"
+CHECKPOINT_DIR = "checkpoints"
+CLASSIFIER_DIR = "classifier"
+
+
+def network_weights(network) -> dict:
+    """{variable path: variable} of a network, for the checkpoint.
+
+    Keras 3 keeps sub-layers held in Python lists (G's trunk, the critics' conv stacks) in
+    TrackedLists, which tf.train.Checkpoint does not follow: `Checkpoint(G=G)` alone saves only
+    G's two heads. Training still resumed exactly because the optimizers track every trainable
+    variable, but G could not be restored without its optimizer. Naming every variable here makes
+    the networks restorable on their own."""
+    return {v.path: v for v in network.variables}
+
+
+def checkpoint(model: AMGAN, step: tf.Variable) -> tf.train.Checkpoint:
+    """The checkpoint layout: networks (also by variable path), both optimizers and the step."""
+    parts = {"G": model.G, "D_I": model.D_I, "g_opt": model.g_opt, "d_opt": model.d_opt,
+             "step": step, "G_weights": network_weights(model.G),
+             "D_I_weights": network_weights(model.D_I)}
+    if model.D_C is not None:
+        parts["D_C"] = model.D_C
+        parts["D_C_weights"] = network_weights(model.D_C)
+    return tf.train.Checkpoint(**parts)
+
+
+def save_config(workdir: str, config: TrainConfig) -> None:
+    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
+        json.dump(config.to_dict(), f, indent=2)
+
+
+def read_config(workdir: str) -> TrainConfig:
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{workdir!r} is not an AMGAN training workdir (no {CONFIG_FILE}); "
+                                f"train one with `python -m amgan_tf.train --workdir=...`.")
+    try:
+        with open(path) as f:
+            return config_from_dict(json.load(f))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a readable AMGAN training config ({e}); was it written "
+                         f"by `python -m amgan_tf.train`?") from None
+
+
+def read_schema(workdir: str) -> AttributeSchema:
+    path = os.path.join(workdir, SCHEMA_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No {SCHEMA_FILE} in {workdir!r}: training has not started there.")
+    return AttributeSchema.load(path)
+
+
+def latest_checkpoint(workdir: str) -> str:
+    latest = tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
+    if latest is None:
+        raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)} yet; "
+                                f"training writes one every --checkpoint_every steps.")
+    return latest
+
+
+def attribute_cnn_dir(config: TrainConfig, workdir: str) -> str:
+    """The training workdir of the run's attribute CNN (trained first if missing)."""
+    return config.classifier_workdir or os.path.join(workdir, CLASSIFIER_DIR)
+
+
+def _cnn_model_dir(config: TrainConfig, workdir: str) -> str | None:
+    path = os.path.join(attribute_cnn_dir(config, workdir), MODEL_DIR)
+    return path if os.path.exists(path) else None
+
+
+def build_model(schema: AttributeSchema, config: AmganConfig, cnn_dir: str | None,
+                strategy: tf.distribute.Strategy | None = None):
+    """(AMGAN with all variables, the frozen attribute CNN or None) under `strategy`'s scope."""
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        cnn = load_attribute_cnn(cnn_dir) if cnn_dir else None
+        if cnn is not None and cnn.schema.names != schema.names:
+            raise ValueError(f"The attribute CNN in {cnn_dir} was trained on attributes "
+                             f"{cnn.schema.names}, the data has {schema.names}.")
+        model = AMGAN(schema, config, cnn if config.needs_attribute_cnn else None).build_all()
+    return model, cnn
+
+
+def load_trained(workdir: str):
+    """(AMGAN restored from the latest checkpoint, the attribute CNN or None, TrainConfig)."""
+    config = read_config(workdir)
+    schema = read_schema(workdir)
+    model, cnn = build_model(schema, config.amgan, _cnn_model_dir(config, workdir))
+    checkpoint(model, tf.Variable(0, dtype=tf.int64)).restore(
+        latest_checkpoint(workdir)).expect_partial()
+    return model, cnn, config
+
+
+@dataclasses.dataclass
+class TrainedGenerator:
+    """A restored G with what it needs to manipulate: the schema, the run's config and, for the
+    CAM-attention ablation only, the attribute CNN whose CAM is the mask."""
+
+    G: Generator
+    schema: AttributeSchema
+    config: TrainConfig
+    step: int
+    cnn: AttributeCNN | None = None
+
+    @property
+    def image_size(self) -> int:
+        return self.config.amgan.image_size
+
+    def attention_and_colour(self, x, m):
+        """(a, z) of G at the training size, the `generate` of `amgan_tf.edit.apply_edit`."""
+        override = None
+        if self.config.amgan.attention_source == "cam":
+            r = tf.argmax(m[:, self.schema.num_values:], axis=-1, output_type=tf.int32)
+            column = tf.gather(tf.constant(self.schema.manipulated_columns), r)
+            labels = self.cnn.predict_labels(x)
+            c_of_x = tf.gather(labels, column, batch_dims=1)
+            override = self.cnn.cam(x, column, c_of_x)[..., None]
+        _, a, z = self.G(x, m, attention_override=override)
+        return a, z
+
+
+def load_generator(workdir: str, dtype_policy: str = "float32") -> TrainedGenerator:
+    """G restored alone from the latest checkpoint (critics and optimizer state are not read), in
+    `dtype_policy` whatever it trained in (bfloat16-trained weights are float32 variables)."""
+    config = read_config(workdir)
+    schema = read_schema(workdir)
+    latest = latest_checkpoint(workdir)
+    g_config = dataclasses.replace(config.amgan.generator, dtype_policy=dtype_policy)
+    G = Generator(g_config, name="G")
+    s = config.amgan.image_size
+    G(tf.zeros((1, s, s, 3)), tf.zeros((1, schema.m_dim)))
+    step = tf.Variable(0, dtype=tf.int64)
+    if any(name.startswith("G_weights/") for name, _ in tf.train.list_variables(latest)):
+        tf.train.Checkpoint(step=step, G_weights=network_weights(G)).restore(latest) \
+            .expect_partial().assert_existing_objects_matched()
+    else:  # written before G_weights existed: G is reachable only through the whole model
+        model, _, _ = load_trained(workdir)
+        for mine, theirs in zip(G.variables, model.G.variables, strict=True):
+            mine.assign(tf.cast(theirs, mine.dtype))
+        tf.train.Checkpoint(step=step).restore(latest).expect_partial()
+    cnn = None
+    if config.amgan.attention_source == "cam":
+        cnn_dir = _cnn_model_dir(config, workdir)
+        if cnn_dir is None:
+            raise FileNotFoundError(f"This run uses the attribute CNN's CAM as its mask, but its "
+                                    f"CNN is missing from {attribute_cnn_dir(config, workdir)}.")
+        cnn = load_attribute_cnn(cnn_dir)
+    return TrainedGenerator(G, schema, config, int(step), cnn)
