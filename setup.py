@@ -35,9 +35,10 @@ setup(
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF}"],
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
-        # tensorflow-serving-api itself must be installed with --no-deps (it requires the full CUDA
-        # tensorflow wheel, which would overwrite tensorflow-cpu): see BUILD_NOTES.md.
-        "serving": ["grpcio==1.85.1"],
+        # tensorflow-serving-api requires the full `tensorflow` wheel: this extra works on a fresh
+        # machine WITHOUT the cpu extra (pip install -e ".[serving]"). With tensorflow-cpu, install
+        # it alone: pip install --no-deps tensorflow-serving-api==2.21.0 (BUILD_NOTES.md).
+        "serving": ["tensorflow-serving-api==2.21.0"],
         "tflite": ["ai-edge-litert==2.3.0"],
         # tensorflowjs==4.22.0 itself must be installed with --no-deps (it pins TF 2.19).
         "tfjs": ["tf-keras==2.21.0", "tensorflow-hub==0.16.1"],
@@ -48,5 +49,8 @@ setup(
         "amgan-train-classifier=amgan_tf.train_classifier:run",
         "amgan-manipulate=amgan_tf.manipulate:run",
         "amgan-render-samples=amgan_tf.render_samples:run",
+        "amgan-export=amgan_tf.export_cli:run",
+        "amgan-serve=amgan_tf.serving.server_cli:run",
+        "amgan-client=amgan_tf.serving.client_cli:run",
     ]},
 )

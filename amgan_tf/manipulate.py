@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from absl import app, flags, logging
@@ -31,13 +30,6 @@ flags.DEFINE_float("region_threshold", 0.9, "Region mask values below this becom
 flags.DEFINE_enum("region_mode", "inside", ["inside", "outside"], "Edit inside or outside.")
 flags.DEFINE_boolean("save_attention", True, "Also write <output>_attention.png.")
 flags.mark_flags_as_required(["workdir", "image", "attribute", "value", "output"])
-
-
-def _outputs(inputs: list[str], image_arg: str, output: str) -> list[str]:
-    if os.path.isdir(image_arg):
-        return [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png")
-                for p in inputs]
-    return [output]
 
 
 def main(argv):
@@ -62,7 +54,7 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     failures = 0
-    for path, out in zip(inputs, _outputs(inputs, FLAGS.image, FLAGS.output)):
+    for path, out in zip(inputs, manipulate_lib.output_paths(inputs, FLAGS.image, FLAGS.output)):
         try:
             image = manipulate_lib.read_image(path)
         except manipulate_lib.ImageReadError as e:

@@ -70,6 +70,14 @@ def list_images(path: str) -> list[str]:
     return [path]
 
 
+def output_paths(inputs: list[str], image_arg: str, output: str) -> list[str]:
+    """Where each input's result goes: `output` itself, or `output/<name>.png` for a folder."""
+    if os.path.isdir(image_arg):
+        return [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png")
+                for p in inputs]
+    return [output]
+
+
 class Manipulator:
     """Applies named edits with a trained model: anything with `.schema`, `.image_size` and
     `.attention_and_colour(x, m)`, such as `amgan_tf.trained.TrainedGenerator`."""

@@ -16,9 +16,10 @@ from amgan_tf.models.networks import CriticConfig, GeneratorConfig
 
 
 def tiny_train_config(data_dir: str, steps: int = 3, image_size: int = 32, seed: int = 0,
+                      num_train: int = 200, num_test: int = 20, data_seed: int = 0,
                       **overrides) -> TrainConfig:
-    data = DatasetConfig(name="synthfashion", image_size=image_size, num_train=200, num_test=20,
-                         seed=seed, data_dir=data_dir)
+    data = DatasetConfig(name="synthfashion", image_size=image_size, num_train=num_train,
+                         num_test=num_test, seed=data_seed, data_dir=data_dir)
     classifier = ClassifierConfig(data=data, model=AttributeCNNConfig(image_size=image_size,
                                                                       widths=(8, 8, 8)),
                                   steps=5, batch_size=8, log_every=5, checkpoint_every=5)

@@ -155,11 +155,15 @@ def load_generator(workdir: str, dtype_policy: str = "float32") -> TrainedGenera
     if any(name.startswith("G_weights/") for name, _ in tf.train.list_variables(latest)):
         tf.train.Checkpoint(step=step, G_weights=network_weights(G)).restore(latest) \
             .expect_partial().assert_existing_objects_matched()
-    else:  # written before G_weights existed: G is reachable only through the whole model
-        model, _, _ = load_trained(workdir)
+    else:  # written before G_weights existed: G is reachable only through its optimizer, so
+        # restore a whole model (without the attribute CNN, which only shapes training losses)
+        skeleton = dataclasses.replace(
+            config.amgan, attention_source="generator",
+            weights=dataclasses.replace(config.amgan.weights, lambda_a=0.0, lambda_p=0.0))
+        model = AMGAN(schema, skeleton).build_all()
+        checkpoint(model, step).restore(latest).expect_partial()
         for mine, theirs in zip(G.variables, model.G.variables, strict=True):
             mine.assign(tf.cast(theirs, mine.dtype))
-        tf.train.Checkpoint(step=step).restore(latest).expect_partial()
     cnn = None
     if config.amgan.attention_source == "cam":
         cnn_dir = _cnn_model_dir(config, workdir)
