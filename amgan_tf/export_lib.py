@@ -281,7 +281,7 @@ def export_saved_model(trained, base: str, model_name: str = "amgan",
         trained.schema.save(os.path.join(extra, SCHEMA_FILE))
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump({"step": trained.step, "image_size": trained.image_size,
-                       "generator": dataclasses.asdict(trained.config.amgan.generator),
+                       "generator": dataclasses.asdict(trained.G.config),
                        "max_side": MAX_SIDE}, f, indent=2)
         os.rename(tmp, final)  # atomic: a polling server sees all of a version or none
     except BaseException:

@@ -68,9 +68,10 @@ def _checkpoint_tensors(workdir):
 
 
 def test_killed_run_resumes_exactly_like_an_uninterrupted_one(synth_config, trained, tmp_path):
-    """SIGKILL mid-run, the same command again (twice, so a clean stop is resumed too): every checkpointed tensor (G, D_I, D_C, both
-    optimizers' moments and iterations, step) equals that of one uninterrupted run of the same
-    length, so weights, optimizer state, learning rate and data stream all continued exactly."""
+    """SIGKILL mid-run, then the same command again (twice, so a clean stop is resumed too):
+    every checkpointed tensor (G, D_I, D_C, both optimizers' moments and iterations, step) equals
+    that of one uninterrupted run of the same length, so weights, optimizer state, learning rate
+    and data stream all continued exactly."""
     cls_dir = os.path.join(trained[0], "classifier")
 
     def args(workdir):

@@ -76,7 +76,8 @@ class LoadedVersion:
                 output_filter=(), timeout: float | None = None) -> tuple[str, dict]:
         name, sig = self.signature(signature_name)
         if set(inputs) != set(sig.inputs):
-            extra, missing = sorted(set(inputs) - set(sig.inputs)), sorted(set(sig.inputs) - set(inputs))
+            extra = sorted(set(inputs) - set(sig.inputs))
+            missing = sorted(set(sig.inputs) - set(inputs))
             raise invalid(
                 f"input size does not match signature: {len(inputs)}!={len(sig.inputs)} "
                 f"len({{{','.join(sorted(inputs))}}}) != len({{{','.join(sorted(sig.inputs))}}}). "
