@@ -104,7 +104,11 @@ def test_killed_run_resumes_exactly_like_an_uninterrupted_one(synth_config, trai
     resumed, reference = _checkpoint_tensors(workdir), _checkpoint_tensors(whole)
     assert resumed.keys() == reference.keys()
     prefixes = {k.split("/")[0] for k in reference}
-    assert {"G", "D_I", "D_C", "g_opt", "d_opt", "step"} <= prefixes, prefixes
+    assert {"G_weights", "D_I_weights", "D_C_weights", "g_opt", "d_opt", "step"} <= prefixes, \
+        prefixes
+    for network in ("G", "D_I", "D_C"):  # every variable of each network, by name
+        names = {k.split("/")[1] for k in reference if k.startswith(f"{network}_weights/")}
+        assert len(names) >= 6 and all(n.startswith(f"{network}.S") for n in names), names
     assert int(reference["step/.ATTRIBUTES/VARIABLE_VALUE"]) == killed_at + 2
     assert int(reference["d_opt/_iterations/.ATTRIBUTES/VARIABLE_VALUE"]) == 2 * (killed_at + 2)
     for key, value in reference.items():
@@ -120,7 +124,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(synth_config, trained, 
     good = tf.train.latest_checkpoint(ckpt_dir)
     reader = tf.train.load_checkpoint(good)
     weights = {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(good)
-               if n.startswith("G/")}
+               if n.startswith("G_weights/")}
     assert weights
     result = _train(args + ["--lambda_gp=inf"])
     assert result.returncode == 1
