@@ -1,4 +1,4 @@
-"""Export a trained AMGAN for deployment.
+r"""Export a trained AMGAN for deployment.
 
     python -m export --workdir=runs/quickstart --format=saved_model --output=models \
         [--model_name=amgan] [--version=N]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +22,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".
 
 class ImageReadError(ValueError):
     """An input image cannot be read; the message names the file."""
+
+
+class ImageEditError(ValueError):
+    """One image could not be edited (e.g. a server refused it); the message names the file."""
 
 
 @dataclasses.dataclass
@@ -70,6 +75,36 @@ def list_images(path: str) -> list[str]:
     return [path]
 
 
+def define_edit_flags(fv) -> None:
+    """The flags of an edit request, shared by `amgan_tf.manipulate` and the serving client
+    (`fv` is the binary's absl FlagValues)."""
+    from absl import flags
+    flags.DEFINE_string("image", None, "Image file or folder of images.", flag_values=fv)
+    flags.DEFINE_string("attribute", None, "Attribute to change, e.g. sleeve.", flag_values=fv)
+    flags.DEFINE_string("value", None, "Target value, e.g. sleeveless.", flag_values=fv)
+    flags.DEFINE_string("output", None, "Output image path (or folder when --image is a folder).",
+                        flag_values=fv)
+    flags.DEFINE_string("region_attribute", "", "Restrict the edit to the mask of this "
+                        "attribute...", flag_values=fv)
+    flags.DEFINE_string("region_value", "", "...set to this value (Eq. 12).", flag_values=fv)
+    flags.DEFINE_float("region_threshold", 0.9, "Region mask values below this become 0.",
+                       flag_values=fv)
+    flags.DEFINE_enum("region_mode", "inside", list(REGION_MODES), "Edit inside or outside.",
+                      flag_values=fv)
+    flags.DEFINE_boolean("save_attention", True, "Also write <output>_attention.png.",
+                         flag_values=fv)
+    flags.mark_flags_as_required(["image", "attribute", "value", "output"], flag_values=fv)
+
+
+def edit_request(values) -> tuple[Edit, Region | None]:
+    """(Edit, Region or None) from parsed `define_edit_flags` values; ValueError if inconsistent."""
+    if bool(values.region_attribute) != bool(values.region_value):
+        raise ValueError("--region_attribute and --region_value go together.")
+    region = (Region(values.region_attribute, values.region_value, values.region_threshold,
+                     values.region_mode) if values.region_attribute else None)
+    return Edit(values.attribute, values.value), region
+
+
 def output_paths(inputs: list[str], image_arg: str, output: str) -> list[str]:
     """Where each input's result goes: `output` itself, or `output/<name>.png` for a folder."""
     if os.path.isdir(image_arg):
@@ -101,6 +136,26 @@ class Manipulator:
             threshold=region.threshold if region else 0.0,
             inside=region is None or region.mode == "inside")
         return out.numpy()[0], mask.numpy()[0, ..., 0]
+
+
+def manipulate_files(inputs: list[str], image_arg: str, output: str, manipulate_one,
+                     save_attention: bool = True) -> int:
+    """`manipulate_one(path) -> (uint8 result, float mask)` over every input, each result written
+    beside its mask; an unreadable or refused image is reported and skipped. Returns how many
+    failed."""
+    failures = 0
+    for path, out in zip(inputs, output_paths(inputs, image_arg, output)):
+        try:
+            result, mask = manipulate_one(path)
+        except (ImageReadError, ImageEditError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        written = save_outputs(np.asarray(result), np.asarray(mask), out, save_attention)
+        print(f"{path} -> {', '.join(written)}")
+    if failures:
+        print(f"{failures} of {len(inputs)} image(s) failed.", file=sys.stderr)
+    return failures
 
 
 def save_outputs(result: np.ndarray, mask: np.ndarray, output: str, save_mask: bool = True):

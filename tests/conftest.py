@@ -35,3 +35,13 @@ def synth_train(synth_config):
 def synth_test(synth_config):
     from amgan_tf.data import datasets
     return datasets.load_split(synth_config, "test")
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(synth_config, tmp_path_factory):
+    """A genuinely trained tiny AMGAN workdir (3 steps, 32 px), shared read-only by the export,
+    serving and loader tests."""
+    from amgan_tf import testing
+    path = str(tmp_path_factory.mktemp("tiny_run"))
+    return testing.write_tiny_workdir(path, synth_config.data_dir, num_train=synth_config.num_train,
+                                      num_test=synth_config.num_test, data_seed=synth_config.seed)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from amgan_tf import export_lib, manipulate_lib, testing, trained
+from amgan_tf import export_lib, manipulate_lib, trained
 from amgan_tf.imaging import resize_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,10 +23,8 @@ ENV = {**os.environ, "PYTHONPATH": ROOT}
 
 
 @pytest.fixture(scope="module")
-def workdir(synth_config, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("tiny_run"))
-    return testing.write_tiny_workdir(path, synth_config.data_dir, num_train=synth_config.num_train,
-                                      num_test=synth_config.num_test, data_seed=synth_config.seed)
+def workdir(tiny_workdir):
+    return tiny_workdir
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from PIL import Image
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from amgan_tf import export_lib, manipulate_lib, testing, trained
+from amgan_tf import export_lib, manipulate_lib, trained
 from amgan_tf.serving.client import GrpcClient, RestClient, ServingError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,10 +38,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def workdir(synth_config, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("serve_run"))
-    return testing.write_tiny_workdir(path, synth_config.data_dir, num_train=synth_config.num_train,
-                                      num_test=synth_config.num_test, data_seed=synth_config.seed)
+def workdir(tiny_workdir):
+    return tiny_workdir
 
 
 @pytest.fixture(scope="module")
@@ -167,6 +165,18 @@ def test_client_cli_equals_the_manipulate_cli(server, tool, tmp_path, rest):
     assert np.abs(np.asarray(Image.open(out)).astype(int) - want).max() <= 1
     att = np.asarray(Image.open(tmp_path / "out_attention.png")).astype(int)
     assert np.abs(att - np.round(mask * 255)).max() <= 1
+
+
+def test_client_cli_sends_encoded_files(server, tool, tmp_path):
+    _, _, r, _ = server
+    out = tmp_path / "bytes.png"
+    result = _client_cli(f"--server={r}", "--rest", "--send_bytes", f"--image={PHOTO}",
+                         "--attribute=sleeve", "--value=short", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    want, _ = tool.manipulate_image(photo(), manipulate_lib.Edit("sleeve", "short"))
+    got = np.asarray(Image.open(out)).astype(int)
+    assert got.shape == want.shape and np.abs(got - want).mean() < 2  # TF vs PIL JPEG decoding
+    assert os.path.exists(tmp_path / "bytes_attention.png")
 
 
 def test_client_cli_errors(server, tmp_path):

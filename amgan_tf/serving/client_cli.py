@@ -1,4 +1,4 @@
-"""Manipulate images through a model server (`python -m serving.client`, `amgan-client`).
+r"""Manipulate images through a model server (`python -m serving.client`, `amgan-client`).
 
     python -m serving.client --server=localhost:8500 --image=shirt.jpg --attribute=sleeve \
         --value=sleeveless --output=out.png            # gRPC
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 from absl import app, flags, logging
+
+from amgan_tf import manipulate_lib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("server", None, "host:port of the gRPC (default) or REST (--rest) API.")
@@ -27,16 +28,9 @@ flags.DEFINE_boolean("send_bytes", False, "Send the encoded files (manipulate_by
 flags.DEFINE_string("model_name", "amgan", "Model name on the server.")
 flags.DEFINE_integer("version", None, "Model version (default: the one the server serves).")
 flags.DEFINE_float("timeout", 60.0, "Seconds to wait for each answer.")
-flags.DEFINE_string("image", None, "Image file or folder of images.")
-flags.DEFINE_string("attribute", None, "Attribute to change, e.g. sleeve.")
-flags.DEFINE_string("value", None, "Target value, e.g. sleeveless.")
-flags.DEFINE_string("output", None, "Output image path (or folder when --image is a folder).")
-flags.DEFINE_string("region_attribute", "", "Restrict the edit to the mask of this attribute...")
-flags.DEFINE_string("region_value", "", "...set to this value (Eq. 12).")
-flags.DEFINE_float("region_threshold", 0.9, "Region mask values below this become 0.")
-flags.DEFINE_enum("region_mode", "inside", ["inside", "outside"], "Edit inside or outside.")
-flags.DEFINE_boolean("save_attention", True, "Also write <output>_attention.png.")
-flags.mark_flags_as_required(["server", "image", "attribute", "value", "output"])
+manipulate_lib.define_edit_flags(FLAGS)
+flags.adopt_module_key_flags(manipulate_lib)  # listed by --help
+flags.mark_flag_as_required("server")
 
 
 def main(argv):
@@ -45,14 +39,9 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     import tensorflow as tf
 
-    from amgan_tf import manipulate_lib
     from amgan_tf.serving.client import ServingError, connect
     try:
-        if bool(FLAGS.region_attribute) != bool(FLAGS.region_value):
-            raise ValueError("--region_attribute and --region_value go together.")
-        region = (manipulate_lib.Region(FLAGS.region_attribute, FLAGS.region_value,
-                                        FLAGS.region_threshold, FLAGS.region_mode)
-                  if FLAGS.region_attribute else None)
+        edit, region = manipulate_lib.edit_request(FLAGS)
         if region and FLAGS.send_bytes:
             raise ValueError("--send_bytes has no region form; leave one of them out.")
         inputs = manipulate_lib.list_images(FLAGS.image)
@@ -62,34 +51,29 @@ def main(argv):
     client = connect(FLAGS.server, rest=FLAGS.rest, model_name=FLAGS.model_name,
                      timeout=FLAGS.timeout, version=FLAGS.version,
                      **({"row": FLAGS.row_format} if FLAGS.rest else {}))
-    failures = 0
-    for path, out in zip(inputs, manipulate_lib.output_paths(inputs, FLAGS.image, FLAGS.output)):
+
+    def manipulate_one(path):
         try:
             if FLAGS.send_bytes:
                 with open(path, "rb") as f:
-                    png, mask_png = client.manipulate_bytes([f.read()], FLAGS.attribute,
-                                                            FLAGS.value)
-                result = tf.io.decode_png(png[0]).numpy()
-                mask = tf.io.decode_png(mask_png[0]).numpy()[..., 0] / 255.0
-            else:
-                image = manipulate_lib.read_image(path)
-                result, mask = client.manipulate(image[None], FLAGS.attribute, FLAGS.value, region)
-                result, mask = result[0], mask[0, ..., 0]
-        except manipulate_lib.ImageReadError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failures += 1
-            continue
+                    png, mask_png = client.manipulate_bytes([f.read()], edit.attribute,
+                                                            edit.value)
+                return (tf.io.decode_png(png[0]).numpy(),
+                        tf.io.decode_png(mask_png[0]).numpy()[..., 0] / 255.0)
+            image = manipulate_lib.read_image(path)
+            result, mask = client.manipulate(image[None], edit.attribute, edit.value, region)
+            return result[0], mask[0, ..., 0]
+        except OSError as e:
+            raise manipulate_lib.ImageReadError(f"Cannot read {path!r}: {e}") from None
         except ServingError as e:
-            print(f"error: {path}: the server answered {e.code}: {e.message}", file=sys.stderr)
+            message = f"{path}: the server answered {e.code}: {e.message}"
             if e.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "NOT_FOUND"):
+                print(f"error: {message}", file=sys.stderr)
                 sys.exit(1)  # the same for every image: stop here
-            failures += 1
-            continue
-        written = manipulate_lib.save_outputs(np.asarray(result), np.asarray(mask), out,
-                                              FLAGS.save_attention)
-        print(f"{path} -> {', '.join(written)}")
-    if failures:
-        print(f"{failures} of {len(inputs)} image(s) failed.", file=sys.stderr)
+            raise manipulate_lib.ImageEditError(message) from None
+
+    if manipulate_lib.manipulate_files(inputs, FLAGS.image, FLAGS.output, manipulate_one,
+                                       FLAGS.save_attention):
         sys.exit(1)
 
 
