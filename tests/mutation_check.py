@@ -75,11 +75,12 @@ MUTATIONS = (
              "D_I_weights=trained.network_weights(model.D_I), "
              "D_C_weights=trained.network_weights(model.D_C)).restore(latest).expect_partial()",
              (RESUME,)),
-    Mutation("region_mode_ignored", "amgan_tf/manipulate_lib.py",
-             'mask = a1 if region.mode == "inside" else (1.0 - a1) * a2', "mask = a2", (REGION,)),
-    Mutation("region_inside_outside_swapped", "amgan_tf/manipulate_lib.py",
-             'mask = a1 if region.mode == "inside" else (1.0 - a1) * a2',
-             'mask = a1 if region.mode == "outside" else (1.0 - a1) * a2', (REGION,)),
+    Mutation("region_mode_ignored", "amgan_tf/edit.py",
+             "return tf.where(tf.cast(inside, tf.bool), a1, (1.0 - a1) * a_edit)",
+             "return a_edit", (REGION,)),
+    Mutation("region_inside_outside_swapped", "amgan_tf/edit.py",
+             "return tf.where(tf.cast(inside, tf.bool), a1, (1.0 - a1) * a_edit)",
+             "return tf.where(tf.cast(inside, tf.bool), (1.0 - a1) * a_edit, a1)", (REGION,)),
     Mutation("synth_counterfactual_redraws_torso", "amgan_tf/data/synthfashion.py",
              "return dataclasses.replace(self, **changes)",
              'return dataclasses.replace(self, **{"colour_jitter": (1.0, 0.0, 0.0), '
