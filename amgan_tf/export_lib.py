@@ -33,6 +33,9 @@ from amgan_tf.attributes import AttributeSchema
 from amgan_tf.edit import REGION_MODES, apply_edit
 
 MAX_SIDE = 4096  # largest accepted image height or width, checked before any pixel work
+# Largest batch x side^2: images are padded to squares at full resolution (the mask and colour
+# are upsampled there too), so a batch of thin images must not become a batch of huge squares.
+MAX_SQUARE_PIXELS = 2 * MAX_SIDE * MAX_SIDE
 MAX_ENCODED_BYTES = 32 * 1024 * 1024  # largest accepted encoded image
 SCHEMA_FILE = "schema.json"  # written beside the SavedModel in assets.extra/
 METADATA_FILE = "export.json"
@@ -123,7 +126,12 @@ def _check_images(images) -> tf.Tensor:
         tf.debugging.Assert(tf.logical_and(shape[1] > 0, shape[2] > 0), [
             "images has zero height or width:", shape]),
         tf.debugging.Assert(tf.logical_and(shape[1] <= MAX_SIDE, shape[2] <= MAX_SIDE), [
-            f"image too large: at most {MAX_SIDE} px per side, got", shape[1:3]])])
+            f"image too large: at most {MAX_SIDE} px per side, got", shape[1:3]]),
+        tf.debugging.Assert(
+            tf.cast(shape[0], tf.int64) * tf.cast(tf.maximum(shape[1], shape[2]), tf.int64) ** 2
+            <= MAX_SQUARE_PIXELS,
+            [f"batch too large: images x (longer side)^2 must be at most {MAX_SQUARE_PIXELS}; "
+             f"got", shape[0], "images of", shape[1:3], "- send fewer images per request"])])
 
 
 def _encoded_shape(data) -> tf.Tensor:
@@ -283,6 +291,7 @@ def export_saved_model(trained, base: str, model_name: str = "amgan",
             json.dump({"step": trained.step, "image_size": trained.image_size,
                        "generator": dataclasses.asdict(trained.G.config),
                        "max_side": MAX_SIDE}, f, indent=2)
+        os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the version from a serving user
         os.rename(tmp, final)  # atomic: a polling server sees all of a version or none
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

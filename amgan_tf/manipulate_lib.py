@@ -106,11 +106,16 @@ def edit_request(values) -> tuple[Edit, Region | None]:
 
 
 def output_paths(inputs: list[str], image_arg: str, output: str) -> list[str]:
-    """Where each input's result goes: `output` itself, or `output/<name>.png` for a folder."""
-    if os.path.isdir(image_arg):
-        return [os.path.join(output, os.path.splitext(os.path.basename(p))[0] + ".png")
-                for p in inputs]
-    return [output]
+    """Where each input's result goes: `output` itself, or `output/<name>.png` for a folder
+    (`<name>_<ext>.png` where two inputs share a name, e.g. a.jpg and a.png)."""
+    if not os.path.isdir(image_arg):
+        return [output]
+    stems = [os.path.splitext(os.path.basename(p)) for p in inputs]
+    counts = {}
+    for stem, _ in stems:
+        counts[stem] = counts.get(stem, 0) + 1
+    return [os.path.join(output, (stem if counts[stem] == 1 else f"{stem}_{ext.lstrip('.')}")
+                         + ".png") for stem, ext in stems]
 
 
 class Manipulator:
@@ -151,7 +156,12 @@ def manipulate_files(inputs: list[str], image_arg: str, output: str, manipulate_
             print(f"error: {e}", file=sys.stderr)
             failures += 1
             continue
-        written = save_outputs(np.asarray(result), np.asarray(mask), out, save_attention)
+        try:
+            written = save_outputs(np.asarray(result), np.asarray(mask), out, save_attention)
+        except (OSError, ValueError) as e:  # e.g. an unknown extension or an unwritable folder
+            print(f"error: cannot write {out!r}: {e}", file=sys.stderr)
+            failures += 1
+            continue
         print(f"{path} -> {', '.join(written)}")
     if failures:
         print(f"{failures} of {len(inputs)} image(s) failed.", file=sys.stderr)

@@ -161,7 +161,8 @@ def load_generator(workdir: str, dtype_policy: str = "float32") -> TrainedGenera
             config.amgan, attention_source="generator",
             weights=dataclasses.replace(config.amgan.weights, lambda_a=0.0, lambda_p=0.0))
         model = AMGAN(schema, skeleton).build_all()
-        checkpoint(model, step).restore(latest).expect_partial()
+        tf.train.Checkpoint(G=model.G, g_opt=model.g_opt, step=step).restore(latest) \
+            .expect_partial().assert_existing_objects_matched()
         for mine, theirs in zip(G.variables, model.G.variables, strict=True):
             mine.assign(tf.cast(theirs, mine.dtype))
     cnn = None

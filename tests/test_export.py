@@ -225,6 +225,8 @@ def test_bad_images_are_invalid_argument(exported):
     assert "empty batch" in _error(call(np.zeros((0, 8, 8, 3), np.uint8)))
     assert "zero height or width" in _error(call(np.zeros((1, 0, 8, 3), np.uint8)))
     assert "too large: at most 4096" in _error(call(np.zeros((1, 4097, 2, 3), np.uint8)))
+    # thin images become squares at full resolution: 3 x 4096^2 px would be refused unpadded
+    assert "batch too large" in _error(call(np.zeros((3, 4096, 1, 3), np.uint8)))
     assert "one entry per image" in _error(call(images(8, 8, 3), ["colour", "colour"]))
     region = sm.signatures["manipulate_region"]
     assert "region_mode must be one of" in _error(lambda: region(

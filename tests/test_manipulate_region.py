@@ -95,3 +95,13 @@ def test_no_region_uses_the_edits_own_mask():
     np.testing.assert_allclose(mask, 0.6, atol=1e-6)
     want = np.round((0.6 * Z_COLOUR + 0.4 * (100 / 127.5 - 1) + 1) * 127.5)
     np.testing.assert_array_equal(result[0, 0], want.astype(np.uint8))
+
+
+def test_output_paths_keep_inputs_apart(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    inputs = [str(folder / n) for n in ("a.jpg", "a.png", "b.jpg")]
+    out = manipulate_lib.output_paths(inputs, str(folder), "out")
+    assert out == ["out/a_jpg.png", "out/a_png.png", "out/b.png"]
+    assert manipulate_lib.output_paths([str(folder / "a.jpg")], str(folder / "a.jpg"),
+                                       "x.png") == ["x.png"]

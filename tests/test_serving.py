@@ -125,10 +125,36 @@ def test_server_errors_keep_their_codes(server):
             client.predict("no_such_signature", {})
         assert info.value.code in ("FAILED_PRECONDITION", "INVALID_ARGUMENT")  # REST: 400
         assert 'Serving signature key "no_such_signature" not found' in info.value.message
+    with open(PHOTO, "rb") as f:
+        corrupt = f.read()[:600] + b"\0" * 64  # a JPEG header, then garbage
+    for client in (GrpcClient(g), RestClient(r)):
+        with pytest.raises(ServingError) as info:
+            client.manipulate_bytes([corrupt], "colour", "red")
+        assert info.value.code == "INVALID_ARGUMENT" and "JPEG" in info.value.message
+        assert "Graph execution error" not in info.value.message
     for client in (GrpcClient(g, model_name="other"), RestClient(r, version=7)):
         with pytest.raises(ServingError) as info:
             client.schema()
         assert info.value.code == "NOT_FOUND" and "Servable not found" in info.value.message
+
+
+def test_grpc_request_without_a_deadline(server):
+    """Many clients send no deadline (grpcurl, Go's context.Background()): still answered."""
+    _, g, _, _ = server
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(g))
+    request = _grpc_request("serving_default", {
+        "images": np.zeros((1, 8, 8, 3), np.uint8), "attribute": np.array("colour", object),
+        "value": np.array("red", object)}, "amgan")
+    assert stub.Predict(request).outputs["images"].tensor_shape.dim[1].size == 8
+
+
+def test_version_directories(tmp_path):
+    from amgan_tf.serving.server import model_versions
+    for name in ("1", "03", "x7", "12"):
+        os.makedirs(tmp_path / name)
+        if name != "12":  # no saved_model.pb: not a version (yet)
+            (tmp_path / name / "saved_model.pb").write_bytes(b"")
+    assert model_versions(str(tmp_path)) == {1: str(tmp_path / "1"), 3: str(tmp_path / "03")}
 
 
 def test_clients_report_a_server_that_is_down_or_slow(server):
@@ -223,6 +249,10 @@ def _grpc_cases(rng):
             ("serving_default", {**good, "images": _proto(types_pb2.DT_UINT8, [1, h, w, 3],
                                                           int_val=[1, 2])}),
             ("serving_default", {**good, "images": _proto(types_pb2.DT_UINT8, [-1, h, w, 3])}),
+            ("serving_default", {**good, "images": _proto(types_pb2.DT_UINT8, [1, h, w, 3],
+                                                          int_val=[256 + h])}),
+            ("serving_default", {**good, "images": _proto(types_pb2.DT_STRING, [10 ** 8, 2, 2, 3],
+                                                          string_val=[b"x"])}),
             ("serving_default", {**good, "attribute": np.array("".join(
                 chr(c) for c in rng.integers(97, 123, 6)), object)}),
             ("serving_default", {**good, "value": np.array(rng.bytes(5), object)}),
@@ -292,6 +322,8 @@ def _rest_cases(rng):
             (json.dumps({"inputs": {**good, "attribute": "x" * n}}).encode(), ":predict", 400),
             (json.dumps({"inputs": {**good, "value": {"b64": "!!" * n}}}).encode(), ":predict", 400),
             (json.dumps({"inputs": {**good, "value": n}}).encode(), ":predict", 400),
+            (json.dumps({"inputs": {**good, "images": [[[[True, False, True]]]]}}).encode(),
+             ":predict", 400),
             (json.dumps({"inputs": good, "instances": [good]}).encode(), ":predict", 400),
             (json.dumps({"instances": []}).encode(), ":predict", 400),
             (json.dumps({"instances": [good, {"images": good["images"]}]}).encode(),

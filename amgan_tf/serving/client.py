@@ -126,8 +126,9 @@ class GrpcClient(ModelClient):
 
 
 class RestClient(ModelClient):
-    """`row=True` sends TF Serving's row format ("instances"); it cannot carry the scalar inputs
-    of `manipulate_region`, which always goes columnar."""
+    """`row=True` sends TF Serving's row format ("instances"), one attribute and value per image;
+    it cannot carry the scalar region inputs of `manipulate_region`, which always goes
+    columnar."""
 
     def __init__(self, server: str, model_name: str = "amgan", timeout: float = 60.0,
                  version: int | None = None, row: bool = False):
@@ -165,7 +166,7 @@ class RestClient(ModelClient):
     @staticmethod
     def _to_json(alias, value):
         value = np.asarray(value)
-        if value.dtype == object:
+        if value.dtype == object or value.dtype.kind == "S":
             def enc(v):
                 return {"b64": base64.b64encode(v).decode()} if alias.endswith("_bytes") else (
                     v.decode() if isinstance(v, bytes) else v)
@@ -183,10 +184,15 @@ class RestClient(ModelClient):
         return arr
 
     def predict(self, signature, inputs):
-        scalars = [a for a, v in inputs.items() if np.asarray(v).ndim == 0]
         body = {"signature_name": signature}
+        batched = [np.asarray(v) for v in inputs.values() if np.asarray(v).ndim > 0]
+        n = len(batched[0]) if batched else 0
+        if self.row and n and {"attribute", "value"} <= set(inputs):
+            # one name per image, so every input is batched and rows can carry them
+            inputs = {a: (np.full(n, np.asarray(v).item(), object) if a in ("attribute", "value")
+                          and np.asarray(v).ndim == 0 else v) for a, v in inputs.items()}
+        scalars = [a for a, v in inputs.items() if np.asarray(v).ndim == 0]
         if self.row and inputs and not scalars:
-            n = len(next(iter(inputs.values())))
             body["instances"] = [{a: self._to_json(a, np.asarray(v)[i]) for a, v in
                                   inputs.items()} for i in range(n)]
             out = self._request(self._url(":predict"), body)["predictions"]

@@ -24,7 +24,9 @@ flags.DEFINE_string("server", None, "host:port of the gRPC (default) or REST (--
 flags.DEFINE_boolean("rest", False, "Use the REST API instead of gRPC.")
 flags.DEFINE_boolean("row_format", False, "REST: send TF Serving's row format ('instances').")
 flags.DEFINE_boolean("send_bytes", False, "Send the encoded files (manipulate_bytes signature) "
-                     "instead of decoded pixels; not with a region.")
+                     "instead of decoded pixels; not with a region. JPEG and PNG only; the server "
+                     "decodes them with TF, which ignores EXIF rotation and drops alpha (the "
+                     "default path reads files as the manipulate CLI does).")
 flags.DEFINE_string("model_name", "amgan", "Model name on the server.")
 flags.DEFINE_integer("version", None, "Model version (default: the one the server serves).")
 flags.DEFINE_float("timeout", 60.0, "Seconds to wait for each answer.")
@@ -53,18 +55,21 @@ def main(argv):
                      **({"row": FLAGS.row_format} if FLAGS.rest else {}))
 
     def manipulate_one(path):
+        if FLAGS.send_bytes:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise manipulate_lib.ImageReadError(f"Cannot read {path!r}: {e}") from None
+        else:
+            image = manipulate_lib.read_image(path)
         try:
             if FLAGS.send_bytes:
-                with open(path, "rb") as f:
-                    png, mask_png = client.manipulate_bytes([f.read()], edit.attribute,
-                                                            edit.value)
+                png, mask_png = client.manipulate_bytes([data], edit.attribute, edit.value)
                 return (tf.io.decode_png(png[0]).numpy(),
                         tf.io.decode_png(mask_png[0]).numpy()[..., 0] / 255.0)
-            image = manipulate_lib.read_image(path)
             result, mask = client.manipulate(image[None], edit.attribute, edit.value, region)
             return result[0], mask[0, ..., 0]
-        except OSError as e:
-            raise manipulate_lib.ImageReadError(f"Cannot read {path!r}: {e}") from None
         except ServingError as e:
             message = f"{path}: the server answered {e.code}: {e.message}"
             if e.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "NOT_FOUND"):

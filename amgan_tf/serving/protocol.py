@@ -22,6 +22,8 @@ HTTP_STATUS = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 
                "ABORTED": 409, "OUT_OF_RANGE": 400, "UNIMPLEMENTED": 501, "INTERNAL": 500,
                "UNAVAILABLE": 503, "DATA_LOSS": 500, "UNAUTHENTICATED": 401}
 MAX_ELEMENTS = 128 * 1024 * 1024  # per request tensor (a 4096 x 4096 x 3 uint8 batch of 2)
+MAX_TENSOR_BYTES = 512 * 1024 * 1024  # per request tensor, after decoding
+MAX_STRINGS = 1024 * 1024  # per request string tensor (each element is a Python object)
 
 
 class ServingError(Exception):
@@ -51,9 +53,20 @@ def dtype_name(enum: int) -> str:
         return f"type {enum}"
 
 
+def array_dtype_name(array: np.ndarray) -> str:
+    """TensorFlow's name of a numpy array's dtype ('string' for bytes/str/object arrays)."""
+    if array.dtype == object or array.dtype.kind in "SU":
+        return "string"
+    try:
+        return tf.dtypes.as_dtype(array.dtype).name
+    except TypeError:
+        return str(array.dtype)
+
+
 def tensor_from_proto(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
     """numpy array of a request TensorProto, refusing malformed or oversized ones with
-    INVALID_ARGUMENT before allocating anything."""
+    INVALID_ARGUMENT before converting (a single value filling a large shape, which TF allows,
+    is still bounded by the byte and string limits)."""
     if proto.dtype not in _FIELDS:
         raise invalid(f"tensor parsing error: {name}: unsupported dtype {dtype_name(proto.dtype)}")
     if proto.tensor_shape.unknown_rank:
@@ -69,6 +82,12 @@ def tensor_from_proto(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
                           f"{MAX_ELEMENTS} elements")
     values = getattr(proto, _FIELDS[proto.dtype])
     dtype = tf.dtypes.as_dtype(proto.dtype).as_numpy_dtype
+    if proto.dtype == types_pb2.DT_STRING:
+        if count > MAX_STRINGS:
+            raise invalid(f"tensor parsing error: {name}: more than {MAX_STRINGS} strings")
+    elif count * np.dtype(dtype).itemsize > MAX_TENSOR_BYTES:
+        raise invalid(f"tensor parsing error: {name}: shape {dims} needs more than "
+                      f"{MAX_TENSOR_BYTES} bytes")
     if proto.tensor_content:
         if proto.dtype == types_pb2.DT_STRING:
             raise invalid(f"tensor parsing error: {name}: strings cannot use tensor_content")
@@ -80,7 +99,7 @@ def tensor_from_proto(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
         raise invalid(f"tensor parsing error: {name}: {len(values)} values for shape {dims}")
     try:
         return tf.make_ndarray(proto)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, OverflowError) as e:  # e.g. int_val 300 for a uint8 tensor
         raise invalid(f"tensor parsing error: {name}: {e}") from None
 
 
@@ -105,15 +124,26 @@ def _decode_strings(value, name):
 
 
 def _shape_of(value, name) -> list[int]:
-    """Shape of a nested list, refusing ragged ones."""
-    if not isinstance(value, list):
-        return []
-    if not value:
-        return [0]
-    inner = [_shape_of(v, name) for v in value]
-    if any(s != inner[0] for s in inner):
-        raise invalid(f"{name}: ragged nested list (rows of different shapes)")
-    return [len(value)] + inner[0]
+    """Shape of a nested list, refusing ragged ones (allocates nothing per element)."""
+    shape, probe = [], value
+    while isinstance(probe, list):
+        shape.append(len(probe))
+        if not probe:
+            break
+        probe = probe[0]
+
+    def check(v, depth):
+        if depth == len(shape):
+            if isinstance(v, list):
+                raise invalid(f"{name}: ragged nested list (rows of different depths)")
+            return
+        if not isinstance(v, list) or len(v) != shape[depth]:
+            raise invalid(f"{name}: ragged nested list (rows of different shapes)")
+        for item in v:
+            check(item, depth + 1)
+
+    check(value, 0)
+    return shape
 
 
 def json_to_array(value, dtype: tf.DType, name: str) -> np.ndarray:
@@ -136,6 +166,8 @@ def json_to_array(value, dtype: tf.DType, name: str) -> np.ndarray:
     if array.dtype == object or array.dtype.kind in "USV":
         raise invalid(f"{name}: expected numbers for a {dtype.name} input")
     if dtype.is_integer:
+        if array.dtype == bool:
+            raise invalid(f"{name}: expected integers for a {dtype.name} input, got true/false")
         if array.size and (array.dtype.kind == "f" and not np.all(np.mod(array, 1) == 0)):
             raise invalid(f"{name}: expected integers for a {dtype.name} input")
         if array.size and (array.min() < dtype.min or array.max() > dtype.max):

@@ -1,7 +1,7 @@
 """A model server that speaks TF Serving's protocols, for development and tests without Docker.
 
     python -m serving.server --model_base_path=models/amgan --port=8500 --rest_api_port=8501
-    python -m serving.server --model_config_file=serving/models.config --port=8500
+    python -m serving.server --model_config_file=my_models.config --port=8500
 
 What it reproduces of `tensorflow_model_server` (see serving/README.md for the full list):
 - gRPC `tensorflow.serving.PredictionService` Predict and GetModelMetadata, and
@@ -43,13 +43,18 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
-from amgan_tf.serving.protocol import (CODES, HTTP_STATUS, ServingError, array_to_json, invalid,
-                                       json_to_array, tensor_from_proto, tensor_to_proto)
+from amgan_tf.serving.protocol import (CODES, HTTP_STATUS, ServingError, array_dtype_name,
+                                       array_to_json, dtype_name, invalid, json_to_array,
+                                       tensor_from_proto, tensor_to_proto)
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # gRPC send/receive limit: images need more than 4 MB
-MAX_REST_BODY_BYTES = 256 * 1024 * 1024
+# JSON costs 3-4 characters per uint8 and 10-30x its size in Python objects while parsed.
+MAX_REST_BODY_BYTES = 64 * 1024 * 1024
+MAX_REST_REQUESTS = 32  # REST requests parsed or running at once; more wait, then get 503
+REST_SOCKET_TIMEOUT = 60.0  # seconds a client may stall while sending
+MAX_RUN_SECONDS = 24 * 3600.0
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -72,9 +77,10 @@ class LoadedVersion:
             raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{name}" not found.')
         return name, self.signatures[name]
 
-    def predict(self, signature_name: str, inputs: dict[str, np.ndarray],
-                output_filter=(), timeout: float | None = None) -> tuple[str, dict]:
-        name, sig = self.signature(signature_name)
+    def check_inputs(self, name: str, sig, specs: dict[str, tuple[str, tuple]]) -> None:
+        """Input names, dtypes and shapes ({alias: (dtype name, shape)}) against the signature,
+        before anything is converted or run."""
+        inputs = specs
         if set(inputs) != set(sig.inputs):
             extra = sorted(set(inputs) - set(sig.inputs))
             missing = sorted(set(sig.inputs) - set(inputs))
@@ -82,22 +88,24 @@ class LoadedVersion:
                 f"input size does not match signature: {len(inputs)}!={len(sig.inputs)} "
                 f"len({{{','.join(sorted(inputs))}}}) != len({{{','.join(sorted(sig.inputs))}}}). "
                 f"Sent extra: {{{','.join(extra)}}}. Missing but required: {{{','.join(missing)}}}.")
-        feeds = {}
-        for alias, value in inputs.items():
+        for alias, (got, shape) in inputs.items():
             info = sig.inputs[alias]
             want = tf.dtypes.as_dtype(info.dtype)
-            value = np.asarray(value)
-            got = "string" if value.dtype == object or value.dtype.kind in "SU" else \
-                tf.dtypes.as_dtype(value.dtype).name
             if got != want.name:
                 raise invalid(f"Expects arg[{alias}] to be {want.name} but {got} is provided")
             if not info.tensor_shape.unknown_rank:
                 dims = [d.size for d in info.tensor_shape.dim]
-                if len(dims) != value.ndim or any(d not in (-1, v) for d, v in
-                                                  zip(dims, value.shape)):
-                    raise invalid(f"input {alias} has shape {list(value.shape)}; the signature "
+                if len(dims) != len(shape) or any(d not in (-1, v) for d, v in zip(dims, shape)):
+                    raise invalid(f"input {alias} has shape {list(shape)}; the signature "
                                   f"{name} expects {dims} (-1: any size)")
-            feeds[info.name] = value
+
+    def predict(self, signature_name: str, inputs: dict[str, np.ndarray],
+                output_filter=(), timeout: float | None = None) -> tuple[str, dict]:
+        name, sig = self.signature(signature_name)
+        inputs = {alias: np.asarray(v) for alias, v in inputs.items()}
+        self.check_inputs(name, sig, {alias: (array_dtype_name(v), v.shape)
+                                      for alias, v in inputs.items()})
+        feeds = {sig.inputs[alias].name: value for alias, value in inputs.items()}
         aliases = list(output_filter) or sorted(sig.outputs)
         for alias in aliases:
             if alias not in sig.outputs:
@@ -106,10 +114,11 @@ class LoadedVersion:
         if len(set(aliases)) != len(aliases):
             raise invalid("duplicate output tensor alias in output_filter")
         options = None
-        if timeout is not None:
+        if timeout is not None:  # gRPC reports ~9e18 s when the client set no deadline
             if timeout <= 0:
                 raise ServingError("DEADLINE_EXCEEDED", "deadline exceeded before the run started")
-            options = tf.compat.v1.RunOptions(timeout_in_ms=max(int(timeout * 1000), 1))
+            if timeout < MAX_RUN_SECONDS:
+                options = tf.compat.v1.RunOptions(timeout_in_ms=max(int(timeout * 1000), 1))
         try:
             values = self.session.run({a: sig.outputs[a].name for a in aliases}, feed_dict=feeds,
                                       options=options)
@@ -123,13 +132,20 @@ class LoadedVersion:
         self.session.close()
 
 
+_NOISE = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "[[",
+          "Node:", "Additional GRPC error", "0 successful operations", "0 derived errors")
+
+
 def _clean(message: str) -> str:
-    """The useful line of a graph error (drop TF's 'Graph execution error' preamble)."""
+    """The useful part of a graph error: the failed assertion, or the error's own lines without
+    TF's 'Graph execution error' preamble, node traces and '(0) CODE:' prefixes."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     for line in lines:
-        if line.startswith("assertion failed:"):
-            return line
-    return lines[0] if lines else message
+        if "assertion failed:" in line:
+            return line[line.index("assertion failed:"):]
+    kept = [re.sub(r"^\(\d+\) [A-Z_]+: ", "", line) for line in lines
+            if not line.startswith(_NOISE) and not line.startswith("File ")]
+    return " ".join(kept) or message
 
 
 # ---- models and versions -------------------------------------------------------------------------
@@ -141,11 +157,12 @@ class ModelEntry:
     error: str = ""
 
 
-def model_versions(base_path: str) -> list[int]:
+def model_versions(base_path: str) -> dict[int, str]:
+    """{version: its directory} of the numeric directories holding a saved_model.pb."""
     if not os.path.isdir(base_path):
-        return []
-    return sorted(int(d) for d in os.listdir(base_path)
-                  if d.isdigit() and os.path.exists(os.path.join(base_path, d, "saved_model.pb")))
+        return {}
+    return {int(d): os.path.join(base_path, d) for d in os.listdir(base_path)
+            if d.isdigit() and os.path.exists(os.path.join(base_path, d, "saved_model.pb"))}
 
 
 class ModelManager:
@@ -155,6 +172,7 @@ class ModelManager:
         self.models = {n: ModelEntry(n, os.path.abspath(p)) for n, p in models.items()}
         self.poll_seconds = poll_seconds
         self._lock = threading.Lock()
+        self._failed: set[tuple[str, float]] = set()
         self._stop = threading.Event()
         self._thread = None
 
@@ -164,12 +182,16 @@ class ModelManager:
             if not versions:
                 entry.error = f"no version directory with a saved_model.pb under {entry.base_path}"
                 continue
-            newest = versions[-1]
+            newest = max(versions)
             if entry.current is not None and entry.current.version == newest:
                 continue
+            stamp = (versions[newest], os.path.getmtime(versions[newest]))
+            if stamp in self._failed:  # tried already and unchanged since: do not retry
+                continue
             try:
-                loaded = LoadedVersion(entry.name, newest, os.path.join(entry.base_path, str(newest)))
+                loaded = LoadedVersion(entry.name, newest, versions[newest])
             except Exception as e:  # a broken version must not take the served one down
+                self._failed.add(stamp)
                 entry.error = f"version {newest} failed to load: {e}"
                 log.error("Model %s: %s", entry.name, entry.error)
                 continue
@@ -234,6 +256,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             spec = request.model_spec
             version = spec.version.value if spec.HasField("version") else None
             model = self.manager.get(spec.name, version)
+            name, sig = model.signature(spec.signature_name)
+            model.check_inputs(name, sig, {  # before any tensor is converted
+                alias: (dtype_name(proto.dtype), tuple(d.size for d in proto.tensor_shape.dim))
+                for alias, proto in request.inputs.items()})
             inputs = {alias: tensor_from_proto(proto, alias)
                       for alias, proto in request.inputs.items()}
             remaining = context.time_remaining()
@@ -370,8 +396,11 @@ def _metadata_json(model: LoadedVersion) -> dict:
 
 
 def rest_handler(manager: ModelManager):
+    slots = threading.BoundedSemaphore(MAX_REST_REQUESTS)
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = REST_SOCKET_TIMEOUT  # a stalled sender cannot hold a thread forever
 
         def log_message(self, *args):  # requests are not logged (tests send thousands)
             pass
@@ -407,6 +436,16 @@ def rest_handler(manager: ModelManager):
                 self._error(e)
 
         def do_POST(self):
+            if not slots.acquire(timeout=REST_SOCKET_TIMEOUT):
+                self.close_connection = True
+                return self._error(ServingError("UNAVAILABLE", "too many requests at once; "
+                                                "retry later"))
+            try:
+                self._post()
+            finally:
+                slots.release()
+
+        def _post(self):
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
@@ -415,7 +454,11 @@ def rest_handler(manager: ModelManager):
                 self.close_connection = True
                 return self._error(invalid(f"request body must have a Content-Length of at most "
                                            f"{MAX_REST_BODY_BYTES} bytes"))
-            raw = self.rfile.read(length)
+            try:
+                raw = self.rfile.read(length)
+            except OSError:  # the client stalled past the socket timeout or went away
+                self.close_connection = True
+                return
             try:
                 name, version, rest = self._route()
                 if rest in (":classify", ":regress"):
@@ -475,6 +518,7 @@ class RunningServer:
         self.grpc.stop(grace=1)
         if self.rest is not None:
             self.rest.shutdown()
+            self.rest.server_close()
 
 
 def serve(models: dict[str, str], port: int = 8500, rest_api_port: int = 8501,

@@ -1,7 +1,9 @@
 """The development model server's command line (`python -m serving.server`, `amgan-serve`).
 
     python -m serving.server --model_base_path=models/amgan --port=8500 --rest_api_port=8501
-    python -m serving.server --model_config_file=serving/models.config
+    python -m serving.server --model_config_file=my_models.config   # TF Serving's format;
+        # relative base_paths are read relative to the file (serving/models.config is the
+        # official image's, with container paths)
 
 Flags are named as tensorflow_model_server's, so the same command lines work with both.
 """
