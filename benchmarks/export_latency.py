@@ -16,7 +16,6 @@ import itertools
 import os
 import socket
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +24,8 @@ from absl import app, flags
 from amgan_tf.data import synthfashion
 from amgan_tf.export_lib import ManipulationModule
 from amgan_tf.models.networks import Generator, GeneratorConfig
+from amgan_tf import profiling
+from amgan_tf.profiling import matmul_peak, median_seconds
 
 GENERATORS = {"quick-start": GeneratorConfig(conv_dim=32, repeat_num=4),
               "paper": GeneratorConfig(conv_dim=64, repeat_num=6)}
@@ -40,37 +41,14 @@ flags.DEFINE_list("precisions", list(PRECISIONS), "Export precisions (python -m 
 
 
 
-def matmul_peak(dtype=tf.float32, n: int = 4096, repeats: int = 10) -> float:
-    """GFLOP/s of a large matmul in `dtype`: the machine's practical peak."""
-    a = tf.cast(tf.random.normal((n, n)), dtype)
-    f = tf.function(lambda x: tf.matmul(x, x))
-    f(a).numpy()
-    t = time.perf_counter()
-    for _ in range(repeats):
-        f(a).numpy()
-    return 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
-
-
 def generator_flops(G, schema, size: int) -> float:
-    """FLOPs of one G forward pass on one image (convolutions and the rest, per TF's profiler)."""
-    fn = tf.function(lambda x, m: G(x, m))
-    concrete = fn.get_concrete_function(tf.TensorSpec((1, size, size, 3)),
-                                        tf.TensorSpec((1, schema.m_dim)))
-    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    info = tf.compat.v1.profiler.profile(graph=concrete.graph, options=opts)
-    return float(info.total_float_ops)
+    """FLOPs of one G forward pass on one image."""
+    return profiling.flops(tf.function(lambda x, m: G(x, m)),
+                           tf.TensorSpec((1, size, size, 3)), tf.TensorSpec((1, schema.m_dim)))
 
 
 def median_ms(call, repeats: int) -> float:
-    for _ in range(2):
-        call()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times))
+    return 1000 * median_seconds(call, repeats)
 
 
 def free_port() -> int:

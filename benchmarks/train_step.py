@@ -18,7 +18,6 @@ B8 64 px iteration here) is 1.40x this TF reference, so 0.4x of PyTorch is 0.55x
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import keras
 import numpy as np
@@ -31,6 +30,9 @@ from amgan_tf.models.amgan import AMGAN, AmganConfig
 from amgan_tf.models.attribute_cnn import AttributeCNN, AttributeCNNConfig
 from amgan_tf.models.networks import Critic, CriticConfig, Generator, GeneratorConfig
 from amgan_tf.ops.components import attention_boxes, crop_to_boxes
+from amgan_tf.profiling import flops as flops_of
+from amgan_tf.profiling import matmul_peak
+from amgan_tf.profiling import median_seconds as seconds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,37 +63,6 @@ PYTORCH_OVER_TF_REFERENCE = 3.62 / 2.59  # the issue's one-run measurement on th
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["quickstart", "b8_64"], f"Named sizes: {', '.join(SIZES)}.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per part (after 2 warm-up calls).")
-
-
-# ---- measuring -----------------------------------------------------------------------------
-def matmul_peak(dtype, n: int = 4096, repeats: int = 8) -> float:
-    a = tf.cast(tf.random.normal((n, n)), dtype)
-    f = tf.function(lambda x: tf.matmul(x, x))
-    f(a).numpy()
-    t = time.perf_counter()
-    for _ in range(repeats):
-        f(a).numpy()
-    return 2 * n ** 3 * repeats / (time.perf_counter() - t) / 1e9
-
-
-def flops_of(fn: tf.types.experimental.GenericFunction, *args) -> float:
-    """FLOPs of one call (TF's profiler on the traced graph; gradient ops included)."""
-    graph = fn.get_concrete_function(*args).graph
-    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    return float(tf.compat.v1.profiler.profile(graph=graph, options=opts).total_float_ops)
-
-
-def seconds(call, repeats: int) -> float:
-    """Median seconds of `call()` (its result fetched) after two warm-up calls."""
-    for _ in range(2):
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, call())
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else t, call())
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 # ---- the StarGAN reference -------------------------------------------------------------------
