@@ -13,8 +13,8 @@ import urllib.request
 
 import numpy as np
 
-from amgan_tf.serving.protocol import (HTTP_STATUS, ServingError, tensor_from_proto,
-                                       tensor_to_proto)
+from amgan_tf.serving.protocol import (HTTP_STATUS, ServingError, array_to_json,
+                                       tensor_from_proto, tensor_to_proto)
 
 _FROM_HTTP = {v: k for k, v in reversed(list(HTTP_STATUS.items()))}  # 400 -> INVALID_ARGUMENT
 
@@ -164,17 +164,6 @@ class RestClient(ModelClient):
                                f"(is it running?): {e.reason}") from None
 
     @staticmethod
-    def _to_json(alias, value):
-        value = np.asarray(value)
-        if value.dtype == object or value.dtype.kind == "S":
-            def enc(v):
-                return {"b64": base64.b64encode(v).decode()} if alias.endswith("_bytes") else (
-                    v.decode() if isinstance(v, bytes) else v)
-            return np.array([enc(v) for v in value.reshape(-1)], object).reshape(
-                value.shape).tolist() if value.shape else enc(value.item())
-        return value.tolist()
-
-    @staticmethod
     def _from_json(alias, value):
         if alias.endswith("_bytes"):
             return np.array([base64.b64decode(v["b64"]) for v in value], object)
@@ -193,14 +182,14 @@ class RestClient(ModelClient):
                           and np.asarray(v).ndim == 0 else v) for a, v in inputs.items()}
         scalars = [a for a, v in inputs.items() if np.asarray(v).ndim == 0]
         if self.row and inputs and not scalars:
-            body["instances"] = [{a: self._to_json(a, np.asarray(v)[i]) for a, v in
+            body["instances"] = [{a: array_to_json(np.asarray(v)[i], a) for a, v in
                                   inputs.items()} for i in range(n)]
             out = self._request(self._url(":predict"), body)["predictions"]
             keys = list(out[0]) if isinstance(out[0], dict) else None
             if keys is None:
                 raise ServingError("UNKNOWN", "single-output row responses are not used here")
             return {k: self._from_json(k, [row[k] for row in out]) for k in keys}
-        body["inputs"] = {a: self._to_json(a, v) for a, v in inputs.items()}
+        body["inputs"] = {a: array_to_json(v, a) for a, v in inputs.items()}
         out = self._request(self._url(":predict"), body)["outputs"]
         if not isinstance(out, dict):
             raise ServingError("UNKNOWN", "expected named outputs")

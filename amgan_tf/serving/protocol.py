@@ -181,15 +181,13 @@ def json_to_array(value, dtype: tf.DType, name: str) -> np.ndarray:
 
 
 def array_to_json(array: np.ndarray, alias: str):
+    """A request or response tensor as TF Serving's REST JSON (strings of `*_bytes` aliases as
+    {"b64": ...}); used by the server for outputs and by the REST client for inputs."""
     array = np.asarray(array)
     if array.dtype == object or array.dtype.kind == "S":
         encode = ((lambda b: {"b64": base64.b64encode(b).decode()}) if alias.endswith("_bytes")
-                  else (lambda b: b.decode("utf-8", "replace")))
+                  else (lambda b: b.decode("utf-8", "replace") if isinstance(b, bytes) else b))
         flat = [encode(b) for b in array.reshape(-1)]
         return np.array(flat, dtype=object).reshape(array.shape).tolist() if array.shape \
             else flat[0]
     return array.tolist()
-
-
-def json_from_b64(value) -> bytes:
-    return base64.b64decode(value["b64"])
