@@ -121,6 +121,9 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
     flags.DEFINE_enum("g_dtype_policy", a.generator.dtype_policy, DTYPE_POLICIES,
                       "G's Keras dtype policy: mixed_bfloat16 is 2.5-3x faster on CPUs with "
                       "AMX/AVX512-BF16; mixed_float16 for GPUs.", flag_values=fv)
+    flags.DEFINE_enum("d_dtype_policy", a.critic.dtype_policy, DTYPE_POLICIES,
+                      "The critics' dtype policy (gradient-penalty norm and losses stay "
+                      "float32; mixed_float16 adds dynamic loss scaling).", flag_values=fv)
     flags.DEFINE_boolean("use_dc", a.use_dc, "Train the crop critic D_C.", flag_values=fv)
     flags.DEFINE_enum("attention_source", a.attention_source, ATTENTION_SOURCES,
                       "generator: learned mask; cam: the attribute CNN's CAM is the mask.",
@@ -172,7 +175,7 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
         generator=GeneratorConfig(conv_dim=values.g_conv_dim, repeat_num=values.g_repeat_num,
                                   mode=values.generator_mode, dtype_policy=values.g_dtype_policy),
         critic=CriticConfig(conv_dim=values.d_conv_dim, repeat_num=values.d_repeat_num,
-                            max_dim=values.d_max_dim),
+                            max_dim=values.d_max_dim, dtype_policy=values.d_dtype_policy),
         use_dc=values.use_dc, attention_source=values.attention_source, weights=weights,
         perceptual_layers=tuple(values.perceptual_layers), crop_threshold=values.crop_threshold,
         learning_rate=values.learning_rate, beta_1=values.beta1, beta_2=values.beta2,

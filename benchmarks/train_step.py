@@ -63,6 +63,8 @@ PYTORCH_OVER_TF_REFERENCE = 3.62 / 2.59  # the issue's one-run measurement on th
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["quickstart", "b8_64"], f"Named sizes: {', '.join(SIZES)}.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per part (after 2 warm-up calls).")
+flags.DEFINE_string("g_dtype_policy", "", "Override AMGAN's G policy ('' = the size's).")
+flags.DEFINE_string("d_dtype_policy", "", "Override AMGAN's critics' policy ('' = the size's).")
 
 
 # ---- the StarGAN reference -------------------------------------------------------------------
@@ -169,8 +171,14 @@ def run_size(name: str, size: Size, peak: float) -> list[dict]:
                        peak))
 
     cnn = AttributeCNN(schema, size.cnn).build_on_zeros()
+    generator = dataclasses.replace(
+        size.generator, dtype_policy=FLAGS.g_dtype_policy or size.generator.dtype_policy)
+    critic = dataclasses.replace(
+        size.critic, dtype_policy=FLAGS.d_dtype_policy or size.critic.dtype_policy)
+    print(f"  AMGAN policies: G {generator.dtype_policy}, critics {critic.dtype_policy}; the "
+          f"reference keeps the size's", flush=True)
     config = AmganConfig(image_size=size.image_size, batch_size=size.batch_size,
-                         n_critic=size.n_critic, generator=size.generator, critic=size.critic)
+                         n_critic=size.n_critic, generator=generator, critic=critic)
     model = AMGAN(schema, config, cnn).build_all()
     data = iteration(size, schema)
     step = tf.function(model.train_step)

@@ -48,6 +48,17 @@ class Mutation:
 
 
 MUTATIONS = (
+    # ---- mixed precision (issue 9) -----------------------------------------------------------
+    Mutation("g_loss_not_loss_scaled", "amgan_tf/models/amgan.py",
+             "scaled = total * loss_scale(self.g_opt)", "scaled = total",
+             (WIRING + "::test_mixed_precision_step_matches_float32",)),
+    Mutation("critic_loss_not_loss_scaled", "amgan_tf/models/amgan.py",
+             "scaled = total * scale", "scaled = total",
+             (WIRING + "::test_mixed_precision_step_matches_float32",)),
+    Mutation("critic_policy_ignored", "amgan_tf/models/networks.py",
+             "with layer_dtype_policy(config.dtype_policy):\n            for i",
+             "with layer_dtype_policy('float32'):\n            for i",
+             (WIRING + "::test_mixed_precision_step_matches_float32",)),
     # ---- the issue's table -------------------------------------------------------------------
     Mutation("g_cls_against_c_org", "amgan_tf/models/amgan.py",
              "cls = losses.classification_loss(cls_logits, r, c_trg,",

@@ -115,6 +115,41 @@ def test_killed_run_resumes_exactly_like_an_uninterrupted_one(synth_config, trai
         np.testing.assert_array_equal(resumed[key], value, err_msg=key)
 
 
+def test_float16_run_resumes_exactly_with_its_loss_scales(synth_config, trained, tmp_path):
+    """--g/d_dtype_policy=mixed_float16 (the GPU setting) trains on CPU too; the loss scales are
+    checkpointed, so a stopped and resumed run equals an uninterrupted one bit for bit."""
+    cls_dir = os.path.join(trained[0], "classifier")
+
+    def args(workdir, stop_after):
+        return tiny_flags(synth_config, workdir, steps=3) + [
+            f"--classifier_workdir={cls_dir}", "--deterministic", "--g_dtype_policy=mixed_float16",
+            "--d_dtype_policy=mixed_float16", f"--stop_after={stop_after}", "--sample_every=1000",
+            "--eval_every=1000"]
+
+    for workdir, stops in ((str(tmp_path / "resumed"), (2, 1)), (str(tmp_path / "whole"), (3,))):
+        for stop_after in stops:
+            result = _train(args(workdir, stop_after))
+            assert result.returncode == 0, result.stderr[-4000:]
+    resumed, reference = (_checkpoint_tensors(str(tmp_path / d)) for d in ("resumed", "whole"))
+    assert resumed.keys() == reference.keys()
+    for opt in ("g_opt", "d_opt"):
+        scale = reference[f"{opt}/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE"]
+        assert 1.0 <= scale <= 2.0 ** 15, (opt, scale)
+    for key, value in reference.items():
+        np.testing.assert_array_equal(resumed[key], value, err_msg=key)
+
+
+def test_xla_compiled_run_trains(synth_config, trained, tmp_path):
+    workdir = str(tmp_path / "xla")
+    args = tiny_flags(synth_config, workdir, steps=2) + [
+        f"--classifier_workdir={os.path.join(trained[0], 'classifier')}", "--jit_compile",
+        "--sample_every=1000", "--eval_every=1000"]
+    result = _train(args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "step 2/2" in result.stderr
+    assert tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")).endswith("-2")
+
+
 def test_non_finite_loss_stops_and_keeps_last_checkpoint(synth_config, trained, tmp_path):
     workdir = str(tmp_path / "nan")
     cls_dir = os.path.join(trained[0], "classifier")

@@ -83,6 +83,21 @@ class HalfConstantLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "updates_per_step": self.updates_per_step}
 
 
+def _optimizer(schedule, config: AmganConfig, dtype_policy: str, name: str):
+    """Adam; wrapped in dynamic loss scaling for float16 networks, whose small gradients would
+    otherwise flush to zero (bfloat16 has float32's exponent range and needs none)."""
+    opt = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
+    if dtype_policy == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
+    return opt
+
+
+def loss_scale(opt) -> tf.Tensor | float:
+    """The optimizer's current loss scale (1 without loss scaling)."""
+    scale = getattr(opt, "dynamic_scale", None)
+    return 1.0 if scale is None else tf.cast(scale, tf.float32)
+
+
 class AMGAN(keras.Model):
     def __init__(self, schema: AttributeSchema, config: AmganConfig,
                  attribute_cnn: AttributeCNN | None = None, **kwargs):
@@ -102,13 +117,13 @@ class AMGAN(keras.Model):
             attribute_cnn.trainable = False
         self.offsets, self.block_sizes = schema.offsets, schema.block_sizes
         self.r_columns = tf.constant(schema.manipulated_columns, tf.int32)
-        self.g_opt = keras.optimizers.Adam(
-            HalfConstantLinearDecay(config.learning_rate, config.total_steps),
-            beta_1=config.beta_1, beta_2=config.beta_2, name="g_opt")
-        self.d_opt = keras.optimizers.Adam(
+        self.g_opt = _optimizer(
+            HalfConstantLinearDecay(config.learning_rate, config.total_steps), config,
+            config.generator.dtype_policy, "g_opt")
+        self.d_opt = _optimizer(
             HalfConstantLinearDecay(config.learning_rate, config.total_steps,
-                                    max(config.n_critic, 1)),
-            beta_1=config.beta_1, beta_2=config.beta_2, name="d_opt")
+                                    max(config.n_critic, 1)), config,
+            config.critic.dtype_policy, "d_opt")
 
     # ---- variables -----------------------------------------------------------------------------
     @property
@@ -164,6 +179,9 @@ class AMGAN(keras.Model):
             crop_real, crop_fake = self._crops(a, x_real, x_fake)
             pairs.append(("C", self.D_C, crop_real, crop_fake))
         logs = {}
+        # Only the outer loss is scaled: scaling the penalty's inner input gradient as well would
+        # overflow float16 (and log a NaN penalty) at exactly the scales loss scaling probes.
+        scale = loss_scale(self.d_opt)
         with tf.GradientTape() as tape:
             total = 0.0
             for j, (name, critic, real, fake) in enumerate(pairs):
@@ -183,8 +201,9 @@ class AMGAN(keras.Model):
                 logs.update({f"D_{name}/L_adv": losses.average(adv, gb),
                              f"D_{name}/L_gp": losses.average(gp, gb),
                              f"D_{name}/L_cls": losses.average(cls, gb)})
+            scaled = total * scale
         variables = self.critic_variables
-        grads = tape.gradient(total, variables)
+        grads = tape.gradient(scaled, variables)  # the loss-scale optimizer divides by scale
         self.d_opt.apply_gradients(zip(grads, variables))
         logs["D/total"] = total
         return logs
@@ -224,8 +243,9 @@ class AMGAN(keras.Model):
                                       + losses.attention_mean_loss(a_rec))
                 terms["mask_tv"] = losses.attention_tv_loss(a) + losses.attention_tv_loss(a_rec)
             total = losses.average(losses.generator_objective(terms, w), gb)
+            scaled = total * loss_scale(self.g_opt)
         variables = self.generator_variables
-        grads = tape.gradient(total, variables)
+        grads = tape.gradient(scaled, variables)
         # With CAM attention G's own attention head is unused and has no gradient.
         self.g_opt.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
         logs = {f"G/{PAPER_NAMES[k]}": losses.average(v, gb) for k, v in terms.items()}

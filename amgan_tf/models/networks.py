@@ -9,6 +9,7 @@ because tensorflow-addons cannot be used with TF 2.21.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -22,6 +23,24 @@ DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 def instance_norm(name: str) -> layers.Layer:
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+
+
+def check_dtype_policy(policy: str) -> None:
+    if policy not in DTYPE_POLICIES:
+        raise ValueError(f"Unknown dtype policy {policy!r}; choose one of: "
+                         f"{', '.join(DTYPE_POLICIES)}.")
+
+
+@contextlib.contextmanager
+def layer_dtype_policy(policy: str):
+    """Layers take the global policy when they are created: set it for one network's layers only,
+    so each network (G, the critics) can have its own."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 @dataclasses.dataclass
@@ -39,9 +58,7 @@ class GeneratorConfig:
         if self.mode not in GENERATOR_MODES:
             raise ValueError(f"Unknown generator mode {self.mode!r}; choose one of: "
                              f"{', '.join(GENERATOR_MODES)}.")
-        if self.dtype_policy not in DTYPE_POLICIES:
-            raise ValueError(f"Unknown dtype policy {self.dtype_policy!r}; choose one of: "
-                             f"{', '.join(DTYPE_POLICIES)}.")
+        check_dtype_policy(self.dtype_policy)
 
 
 @dataclasses.dataclass
@@ -49,6 +66,12 @@ class CriticConfig:
     conv_dim: int = 64
     repeat_num: int = 6  # strided 4x4 convs; the patch map is size / 2**repeat_num
     max_dim: int = 2048
+    # Convolutions in bfloat16/float16 with float32 weights and outputs; the gradient penalty's
+    # norm and every loss stay float32. mixed_float16 needs loss scaling (the trainer adds it).
+    dtype_policy: str = "float32"
+
+    def __post_init__(self):
+        check_dtype_policy(self.dtype_policy)
 
 
 class _Trunk(keras.layers.Layer):
@@ -100,11 +123,7 @@ class Generator(keras.Model):
     def __init__(self, config: GeneratorConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        # Layers take the global policy when they are created: set it for G's layers only, so the
-        # critics (gradient penalty) and the attribute CNN stay float32.
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(config.dtype_policy)
-        try:
+        with layer_dtype_policy(config.dtype_policy):
             self.trunk = _Trunk(config, name="trunk")
             self.colour = layers.Conv2D(3, 7, padding="same", use_bias=False, name="colour_head")
             if config.mode in ("amgan", "sagan"):
@@ -112,8 +131,6 @@ class Generator(keras.Model):
                                                use_bias=False, name="attention_head")
             if config.mode == "sagan":
                 self.attention_trunk = _Trunk(config, name="attention_trunk")
-        finally:
-            keras.config.set_dtype_policy(previous)
 
     def call(self, x, m, attention_override=None, training=False):
         x = tf.cast(x, tf.float32)
@@ -143,19 +160,21 @@ class Critic(keras.Model):
         self.config, self.image_size = config, image_size
         d = config.conv_dim
         self.convs = []
-        for i in range(config.repeat_num):
-            self.convs.append(layers.Conv2D(d, 4, strides=2, padding="same", name=f"conv{i}"))
-            d = min(d * 2, config.max_dim)
-        self.src = layers.Conv2D(1, 3, padding="same", use_bias=False, name="src")
-        self.cls = layers.Conv2D(num_values, int(final), padding="valid", use_bias=False,
-                                 name="cls")
+        with layer_dtype_policy(config.dtype_policy):
+            for i in range(config.repeat_num):
+                self.convs.append(layers.Conv2D(d, 4, strides=2, padding="same", name=f"conv{i}"))
+                d = min(d * 2, config.max_dim)
+            self.src = layers.Conv2D(1, 3, padding="same", use_bias=False, name="src")
+            self.cls = layers.Conv2D(num_values, int(final), padding="valid", use_bias=False,
+                                     name="cls")
 
     def call(self, x, training=False):
         h = x
         for conv in self.convs:
             h = tf.nn.leaky_relu(conv(h), alpha=0.01)
-        logits = self.cls(h)
-        return self.src(h), tf.reshape(logits, [tf.shape(x)[0], logits.shape[-1]])
+        logits = tf.cast(self.cls(h), tf.float32)
+        return (tf.cast(self.src(h), tf.float32),
+                tf.reshape(logits, [tf.shape(x)[0], logits.shape[-1]]))
 
 
 def critic_for_crops(config: CriticConfig, image_size: int) -> CriticConfig:
