@@ -34,12 +34,33 @@ def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None, thresh
     """uint8 [B, H, W, 3] images of any H, W -> (uint8 [B, H, W, 3] edited, float32 [B, H, W, 1]
     mask at full resolution). `m_region` (same shape as m) turns on a region edit."""
     images = tf.convert_to_tensor(images)
-    h, w = tf.shape(images)[1], tf.shape(images)[2]
     x = to_float(resize_images(images, size, "pad"))
     a, z = generate(x, m)
     if m_region is not None:
         a_region, _ = generate(x, m_region)
         a = region_mask(a_region, a, threshold, inside)
+    return _composite(images, a, z)
+
+
+def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=0.9, inside=True,
+                       antialias: bool = True):
+    """`apply_edit` for graphs without control flow or string ops (TFLite, TF.js): ONE uint8
+    image [1, H, W, 3] and ms [K, N + M], K = 1 for a plain edit, K = 2 for a region edit with
+    ms[1] naming the region. G runs once on the K stacked copies, so a plain edit costs one
+    generator pass; with antialias=True the result equals `apply_edit` on the same inputs
+    (portable graphs pass False: see `resize_images`)."""
+    image = tf.convert_to_tensor(image)
+    x = to_float(resize_images(image, size, "pad", antialias))
+    k = tf.shape(ms)[0]
+    a, z = generate(tf.repeat(x, k, axis=0), ms)
+    a_edit, z_edit, a_region = a[:1], z[:1], a[k - 1:]
+    mask = tf.where(k > 1, region_mask(a_region, a_edit, threshold, inside), a_edit)
+    return _composite(image, mask, z_edit)
+
+
+def _composite(images, a, z):
+    """x* = a z + (1 - a) x at the images' full resolution (a, z at the training size)."""
+    h, w = tf.shape(images)[1], tf.shape(images)[2]
     side, top, left = pad_offsets(h, w)
     mask = tf.image.resize(a, (side, side), "bilinear")[:, top:top + h, left:left + w]
     z_full = tf.image.resize(z, (side, side), "bilinear")[:, top:top + h, left:left + w]

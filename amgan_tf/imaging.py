@@ -28,9 +28,10 @@ def pad_offsets(h, w):
     return side, (side - h) // 2, (side - w) // 2
 
 
-def resize_images(images, size: int, mode: str = "pad") -> tf.Tensor:
+def resize_images(images, size: int, mode: str = "pad", antialias: bool = True) -> tf.Tensor:
     """uint8 [b, h, w, 3] -> uint8 [b, size, size, 3] with antialiasing; keeps the aspect ratio
-    by padding with the mean border colour ('pad') or centre-cropping ('crop')."""
+    by padding with the mean border colour ('pad') or centre-cropping ('crop'). antialias=False
+    (plain bilinear) is for TFLite/TF.js graphs, which lack the antialiasing kernel's op."""
     if mode not in RESIZE_MODES:
         raise ValueError(f"Unknown resize mode {mode!r}; choose one of: {', '.join(RESIZE_MODES)}.")
     h, w = tf.shape(images)[1], tf.shape(images)[2]
@@ -44,7 +45,7 @@ def resize_images(images, size: int, mode: str = "pad") -> tf.Tensor:
     elif mode == "crop":
         side = tf.minimum(h, w)
         x = tf.image.crop_to_bounding_box(x, (h - side) // 2, (w - side) // 2, side, side)
-    x = tf.image.resize(x, (size, size), method="bilinear", antialias=True)
+    x = tf.image.resize(x, (size, size), method="bilinear", antialias=antialias)
     return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
 

@@ -12,8 +12,14 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or inf; training stopped and the last good checkpoint is untouched."""
 
 
-# Errors a user can fix (bad flags, missing files, divergence): one clear line, no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError)
+class MissingDependencyError(RuntimeError):
+    """An optional package (a converter, a runtime) is not installed; the message says how."""
+
+
+# Errors a user can fix (bad flags, missing files, divergence, a missing optional package): one
+# clear line, no traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError,
+               MissingDependencyError)
 
 
 def hms(seconds: float) -> str:
