@@ -81,7 +81,6 @@ class PortableModule(tf.Module):
     def functions(self, side: int | None) -> dict:
         """Concrete functions at a fixed side (TFLite) or any size (side None, TF.js)."""
         image = tf.TensorSpec([1, side, side, 3], tf.uint8, name="image")
-        scalar = tf.TensorSpec([], tf.float32)
         edit = tf.function(self.edit)
         if side is None:
             return {"serving_default": edit.get_concrete_function(
