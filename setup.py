@@ -42,7 +42,9 @@ setup(
         "tflite": ["ai-edge-litert==2.3.0"],
         # tensorflowjs==4.22.0 itself must be installed with --no-deps (it pins TF 2.19).
         "tfjs": ["tf-keras==2.21.0", "tensorflow-hub==0.16.1"],
-        "test": ["pytest==9.2.0"],
+        # The tests also check the TFLite and TF.js exports and drive the demo page in Chromium.
+        "test": ["pytest==9.2.0", "ai-edge-litert==2.3.0", "playwright==1.65.2",
+                 "tf-keras==2.21.0", "tensorflow-hub==0.16.1"],
     },
     entry_points={"console_scripts": [
         "amgan-train=amgan_tf.train:run",

@@ -1,0 +1,111 @@
+"""The browser demo's static server (`python -m serving.demo`): web/ at /, a TF.js export at /model/.
+
+Any static server works (the page is plain HTML + JS); this one adds the two things a page needs
+that a plain `python -m http.server` lacks: the model folder mounted at /model/ from anywhere on
+disk, and clear errors when the export or web/node_modules (the TF.js scripts, no CDN) is missing.
+
+    python -m serving.demo [--model=DIR] [--port=8000]
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import posixpath
+import sys
+import threading
+import urllib.parse
+
+from absl import app, flags
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEB = os.path.join(ROOT, "web")
+BUNDLED_MODEL = os.path.join(WEB, "models", "quickstart")
+REQUIRED_SCRIPTS = ("node_modules/@tensorflow/tfjs/dist/tf.min.js",
+                    "node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js")
+
+
+def check(model_dir: str, web: str = WEB) -> None:
+    """Raise ValueError naming what is missing and the command that makes it."""
+    for name in ("model.json", "manipulations.json"):
+        if not os.path.isfile(os.path.join(model_dir, name)):
+            raise ValueError(f"{model_dir!r} has no {name}: it is not a TF.js export of amgan_tf; "
+                             f"make one with python -m export --workdir=RUN --format=tfjs "
+                             f"--output=DIR.")
+    for script in REQUIRED_SCRIPTS:
+        if not os.path.isfile(os.path.join(web, script)):
+            raise ValueError(f"{os.path.join(web, script)} is missing: install the page's "
+                             f"scripts once with (cd {web} && npm ci).")
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".wasm": "application/wasm", ".js": "text/javascript",
+                      ".mjs": "text/javascript", ".json": "application/json"}
+
+    def __init__(self, *args, model_dir: str, **kwargs):
+        self.model_dir = model_dir
+        super().__init__(*args, **kwargs)
+
+    def translate_path(self, path):
+        parts = urllib.parse.urlsplit(path).path
+        if parts.startswith("/model/"):  # the export, from wherever it is
+            rel = posixpath.normpath(urllib.parse.unquote(parts[len("/model/"):]))
+            if rel.startswith(("..", "/")):
+                return os.path.join(self.model_dir, "__outside__")
+            return os.path.join(self.model_dir, *rel.split("/"))
+        return super().translate_path(path)
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")  # a re-exported model shows on reload
+        # Cross-origin isolation lets TF.js's wasm backend use its multi-threaded SIMD build
+        # (SharedArrayBuffer); everything the page loads is same-origin, so nothing breaks.
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+def serve(model_dir: str, port: int = 8000, host: str = "127.0.0.1", web: str = WEB):
+    """Start the server in a background thread; returns it (`.server_address`, `.shutdown()`)."""
+    model_dir = os.path.abspath(model_dir)
+    check(model_dir, web)
+    handler = functools.partial(_Handler, directory=web, model_dir=model_dir)
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", BUNDLED_MODEL, "A TF.js export (python -m export --format=tfjs); "
+                    "default: the bundled quick-start model.")
+flags.DEFINE_integer("port", 8000, "Port (0 = any free one).")
+flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 exposes the demo).")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        server = serve(FLAGS.model, FLAGS.port, FLAGS.host)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    host, port = server.server_address[:2]
+    print(f"AMGAN demo on http://{host}:{port}/ (model: {os.path.abspath(FLAGS.model)}); "
+          f"Ctrl+C stops it.", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
