@@ -13,6 +13,8 @@ import functools
 import http.server
 import os
 import posixpath
+import shutil
+import subprocess
 import sys
 import threading
 import urllib.parse
@@ -69,6 +71,19 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def install_scripts(web: str = WEB) -> None:
+    """First start: the page's TF.js scripts from the committed lock file (npm ci), if npm is
+    there; otherwise `check` names the command."""
+    if all(os.path.isfile(os.path.join(web, s)) for s in REQUIRED_SCRIPTS):
+        return
+    npm = shutil.which("npm")
+    if npm is None or not os.path.isfile(os.path.join(web, "package-lock.json")):
+        return
+    print(f"First start: installing the page's TF.js scripts (npm ci in {web})...", flush=True)
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=web,
+                   check=False)
+
+
 def serve(model_dir: str, port: int = 8000, host: str = "127.0.0.1", web: str = WEB):
     """Start the server in a background thread; returns it (`.server_address`, `.shutdown()`)."""
     model_dir = os.path.abspath(model_dir)
@@ -89,6 +104,7 @@ flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 exposes 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    install_scripts()
     try:
         server = serve(FLAGS.model, FLAGS.port, FLAGS.host)
     except (ValueError, OSError) as e:
