@@ -81,6 +81,26 @@ def test_generator_composition_and_modes():
     assert a_sa.shape == (2, 32, 32, 1)
 
 
+def _stride_pattern(upsample: str) -> float:
+    """How much the decoder's output on a flat input differs between pixels of the 2x2 phases
+    (away from the borders): the transposed convolution's checkerboard, 0 for a flat output."""
+    keras.utils.set_random_seed(1)
+    g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, upsample=upsample))
+    x = tf.fill((1, 64, 64, 3), 0.3)
+    m = tf.constant(SCHEMA.encode_batch(np.array([0]), np.array([1])))
+    _, _, z = g(x, m)
+    inner = z[0, 24:40, 24:40].numpy()
+    phases = [inner[i::2, j::2].mean(axis=(0, 1)) for i in (0, 1) for j in (0, 1)]
+    return float(np.max(np.ptp(np.stack(phases), axis=0)))
+
+
+def test_resize_upsampling_has_no_checkerboard():
+    assert _stride_pattern("transpose") > 1e-3  # the paper's decoder: a period-2 pattern
+    assert _stride_pattern("resize") < 1e-5
+    with pytest.raises(ValueError, match="Unknown upsampling 'bicubic'"):
+        GeneratorConfig(upsample="bicubic")
+
+
 def test_lr_schedule_constant_then_linear_to_zero():
     sched = HalfConstantLinearDecay(1e-4, 100)
     assert float(sched(0)) == pytest.approx(1e-4) and float(sched(50)) == pytest.approx(1e-4)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from keras import layers
 
 GENERATOR_MODES = ("amgan", "stargan", "sagan")
+UPSAMPLING = ("transpose", "resize")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -50,6 +51,10 @@ class GeneratorConfig:
     down_layers: int = 2
     attention_kernel: int = 7
     mode: str = "amgan"
+    # Decoder upsampling: "transpose" (StarGAN/the paper: 4x4 stride-2 transposed convolutions) or
+    # "resize" (nearest-neighbour x2 then a 3x3 convolution, which cannot make the transposed
+    # convolution's checkerboard; Odena et al. 2016).
+    upsample: str = "transpose"
     # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
     # e.g. this project's machines); "mixed_float16" suits GPUs. Outputs are float32 either way.
     dtype_policy: str = "float32"
@@ -59,6 +64,9 @@ class GeneratorConfig:
             raise ValueError(f"Unknown generator mode {self.mode!r}; choose one of: "
                              f"{', '.join(GENERATOR_MODES)}.")
         check_dtype_policy(self.dtype_policy)
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"Unknown upsampling {self.upsample!r}; choose one of: "
+                             f"{', '.join(UPSAMPLING)}.")
 
 
 @dataclasses.dataclass
@@ -97,9 +105,13 @@ class _Trunk(keras.layers.Layer):
         self.up = []
         for i in range(cfg.down_layers):
             d //= 2
-            self.up += [layers.Conv2DTranspose(d, 4, strides=2, padding="same", use_bias=False,
-                                               name=f"up{i}"), instance_norm(f"up{i}_in"),
-                        layers.ReLU()]
+            if cfg.upsample == "resize":
+                self.up += [layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}_resize"),
+                            layers.Conv2D(d, 3, padding="same", use_bias=False, name=f"up{i}")]
+            else:
+                self.up.append(layers.Conv2DTranspose(d, 4, strides=2, padding="same",
+                                                      use_bias=False, name=f"up{i}"))
+            self.up += [instance_norm(f"up{i}_in"), layers.ReLU()]
 
     def call(self, x, m):
         h, w = tf.shape(x)[1], tf.shape(x)[2]
