@@ -1,6 +1,7 @@
 """Evaluation metrics on stand-in models whose right answers are known."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from amgan_tf import evaluation
@@ -85,3 +86,38 @@ def test_sample_sheet_layout_with_identity_model():
     assert sheet.shape[1] == 4 + cols * (32 + 4)
     # Identity edits: the first manipulated tile of row 0 is the input itself.
     np.testing.assert_array_equal(sheet[4:36, 4 + 36:4 + 36 + 32], images[0])
+
+
+class TruthMaskModel(TruthModel):
+    """The exact counterfactual as z and the truly changed region as the attention."""
+
+    def generate(self, x, m, r=None, c_of_x=None):
+        _, _, y = super().generate(x, m)
+        a = tf.cast(tf.reduce_any(tf.abs(y - x) > 1e-6, axis=-1, keepdims=True), tf.float32)
+        return a * y + (1 - a) * x, a, y
+
+
+def _lookup(synth, idx):
+    images, _ = synth.arrays(0, len(idx))
+    return {images[i].tobytes(): int(i) for i in idx}
+
+
+def test_ground_truth_scores_of_a_perfect_edit_and_of_doing_nothing():
+    synth = SynthFashion(0, 32)
+    idx = np.arange(6)
+    perfect = evaluation.counterfactual_error(TruthMaskModel(synth, _lookup(synth, idx)), synth,
+                                              idx)
+    nothing = evaluation.counterfactual_error(IdentityModel(), synth, idx)
+    for attr in ("sleeve", "colour", "pattern"):
+        p, n = perfect[attr], nothing[attr]
+        assert p["amgan"] == 0.0 and p["amgan_outside_changed"] == 0.0
+        assert p["psnr"]["amgan"] == 100.0 and p["ssim"]["amgan"] == pytest.approx(1.0)
+        assert p["attention"] == {"threshold": 0.5, "iou": 1.0, "precision": 1.0,
+                                  "recall": 1.0, "best_iou": 1.0, "best_threshold": 0.05}
+        assert 0 < p["changed_share"] < 0.6
+        # doing nothing: the baseline row itself, an empty mask, and nothing changed outside
+        assert n["amgan"] == n["input"] > 0 and n["psnr"]["amgan"] == n["psnr"]["input"] < 100
+        assert n["ssim"]["amgan"] == n["ssim"]["input"] < 1.0
+        assert n["amgan_outside_changed"] == n["input_outside_changed"] == 0.0
+        assert n["attention"]["iou"] == 0.0 and n["attention"]["recall"] == 0.0
+        assert n["attention"]["precision"] == 1.0  # nothing predicted: no false positive
