@@ -4,7 +4,9 @@
 
 The training run's attribute CNN also shapes G through L_p, so its verdict is optimistic; pass
 --judge_workdir (an independently trained attribute CNN, e.g. another seed or backbone) for a fair
-one. On SynthFashion the manipulated images are also compared with the exact counterfactuals.
+one. On SynthFashion the manipulated images are also compared with the exact counterfactuals
+(error, PSNR, SSIM, change outside the truly changed region, attention IoU). Writes
+WORKDIR/evaluation.json and evaluation.md (the same as Markdown tables).
 """
 
 from __future__ import annotations
@@ -44,10 +46,13 @@ def evaluate() -> dict:
     if config.data.name == "synthfashion" and FLAGS.counterfactual_images:
         start = config.data.num_train  # the test split follows the training examples
         idx = np.arange(start, start + min(FLAGS.counterfactual_images, config.data.num_test))
+        report["counterfactual_images"] = len(idx)
         report["counterfactual_mean_abs_error"] = evaluation.counterfactual_error(
             model, SynthFashion(config.data.seed, config.data.image_size), idx)
     with open(os.path.join(FLAGS.workdir, "evaluation.json"), "w") as f:
         json.dump(report, f, indent=2)
+    with open(os.path.join(FLAGS.workdir, "evaluation.md"), "w") as f:
+        f.write(evaluation.markdown_report(report))
     return report
 
 

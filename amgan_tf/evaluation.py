@@ -152,3 +152,39 @@ def counterfactual_error(model, synth, indices, batch_size: int = 64,
                           "best_iou": best_iou, "best_threshold": best_threshold},
             "changed_share": float(changed.mean())}
     return out
+
+
+def markdown_report(report: dict) -> str:
+    """`amgan_tf.evaluate`'s report as a Markdown table per attribute, with the do-nothing
+    baseline (the unchanged input) beside the model in every column where it has a value."""
+    lines = []
+    acc = [("training CNN", report.get("accuracy_training_cnn")),
+           ("independent judge", report.get("accuracy_independent_judge"))]
+    acc = [(name, a) for name, a in acc if a]
+    if acc:
+        attrs = [k for k in acc[0][1] if k != "mean"]
+        lines += [f"Manipulation accuracy ({report['test_images']} test images):", "",
+                  "| judge | " + " | ".join(attrs) + " | mean |",
+                  "|---|" + "---|" * (len(attrs) + 1)]
+        lines += [f"| {name} | " + " | ".join(f"{100 * a[k]:.1f}%" for k in attrs)
+                  + f" | {100 * a['mean']:.1f}% |" for name, a in acc]
+    cf = report.get("counterfactual_mean_abs_error")
+    if cf:
+        first = next(iter(cf.values()))
+        t = first["attention"]["threshold"]
+        lines += ["", f"Against SynthFashion's true counterfactuals "
+                      f"({report.get('counterfactual_images', '?')} test images; model / change "
+                      f"nothing; MAE in 0-255 levels):", "",
+                  "| attribute | MAE | MAE outside the truly changed region | PSNR dB | SSIM | "
+                  f"attention IoU (a >= {t}) | precision / recall | best IoU (threshold) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, e in cf.items():
+            a = e["attention"]
+            lines.append(
+                f"| {name} | {e['amgan']:.2f} / {e['input']:.2f} | "
+                f"{e['amgan_outside_changed']:.2f} / {e['input_outside_changed']:.2f} | "
+                f"{e['psnr']['amgan']:.2f} / {e['psnr']['input']:.2f} | "
+                f"{e['ssim']['amgan']:.3f} / {e['ssim']['input']:.3f} | {a['iou']:.3f} / 0 | "
+                f"{a['precision']:.3f} / {a['recall']:.3f} | "
+                f"{a['best_iou']:.3f} ({a['best_threshold']:.2f}) |")
+    return "\n".join(lines) + "\n"

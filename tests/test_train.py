@@ -269,3 +269,9 @@ def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_pat
     assert set(err) == {"sleeve", "colour", "pattern"}
     assert all(v["input"] > 0 and v["amgan"] >= 0 for v in err.values())
     assert os.path.exists(os.path.join(workdir, "evaluation.json"))
+    with open(os.path.join(workdir, "evaluation.md")) as f:
+        table = f.read()
+    judge_row = next(line for line in table.splitlines() if line.startswith("| independent"))
+    assert f"{100 * judged['sleeve']:.1f}%" in judge_row
+    sleeve_row = next(line for line in table.splitlines() if line.startswith("| sleeve"))
+    assert f"{err['sleeve']['amgan']:.2f} / {err['sleeve']['input']:.2f}" in sleeve_row
