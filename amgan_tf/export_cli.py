@@ -3,7 +3,7 @@ r"""Export a trained AMGAN for deployment.
     python -m export --workdir=runs/quickstart --format=saved_model --output=models \
         [--model_name=amgan] [--version=N] [--precision=float32|bfloat16]
     python -m export --workdir=runs/quickstart --format=tflite --output=DIR \
-        [--precision=fp32|fp16] [--image_size=N]
+        [--precision=fp32|fp16|int8] [--image_size=N]
     python -m export --workdir=runs/quickstart --format=tfjs --output=DIR [--quantize=float16|none]
 
 saved_model writes models/amgan/<N>/ (the next version unless --version is given), the layout TF
@@ -20,8 +20,8 @@ from amgan_tf.runtime import run_and_report
 
 FORMATS = ("saved_model", "tflite", "tfjs")
 # --precision per format (fp32/fp16/bf16 are accepted as aliases).
-PRECISIONS = {"saved_model": ("float32", "bfloat16"), "tflite": ("float32", "float16"),
-              "tfjs": ("float32",)}
+PRECISIONS = {"saved_model": ("float32", "bfloat16"),
+              "tflite": ("float32", "float16", "int8"), "tfjs": ("float32",)}
 ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir of amgan_tf.train.")
@@ -33,7 +33,7 @@ flags.DEFINE_integer("version", None, "Version number; default: one above the hi
 flags.DEFINE_string("precision", "float32",
                     "saved_model: float32 or bfloat16 (G's compute type; bfloat16 halves CPU "
                     "latency on processors with AMX/AVX512-BF16, weights stay float32); tflite: "
-                    "fp32 or fp16 (weights).")
+                    "fp32, fp16 or int8 (weights; int8 is dynamic-range quantisation).")
 flags.DEFINE_integer("image_size", None, "tflite: the fixed input side (default: the training "
                      "size; other sizes are resized inside the graph).")
 flags.DEFINE_enum("quantize", "float16", ["float16", "none"],
@@ -57,7 +57,7 @@ def export() -> dict:
         model = trained.load_generator(FLAGS.workdir)
         if FLAGS.format == "tflite":
             result = export_portable.export_tflite(
-                model, FLAGS.output, {"float32": "fp32", "float16": "fp16"}[prec],
+                model, FLAGS.output, {"float32": "fp32", "float16": "fp16", "int8": "int8"}[prec],
                 FLAGS.image_size)
         else:
             result = export_portable.export_tfjs(model, FLAGS.output, FLAGS.quantize)

@@ -6,7 +6,8 @@
 For the quick-start generator (conv_dim 32, 4 residual blocks) and the paper's (conv_dim 64, 6
 blocks) at each size (training size = request size, random weights: the cost does not depend on
 them): artifact bytes and the median latency of one 1-image plain edit through the SavedModel
-(`serving_default`, in process, float32), TFLite fp32 and fp16 on LiteRT (2 threads), and the TF.js
+(`serving_default`, in process, float32), TFLite fp32, fp16 and int8 (dynamic range) on LiteRT
+(2 threads), and the TF.js
 float16 export with the wasm backend in Node (web/node_check.mjs) and, with --browser, in headless
 Chromium through the demo page. Needs `bash tests/run.sh`'s installs (web/node_modules, chromium).
 """
@@ -120,7 +121,7 @@ def run(name: str, size: int, tmp: str) -> dict:
 def main(argv):
     del argv
     tf.config.threading.set_inter_op_parallelism_threads(2)
-    columns = ["saved_model", "tflite_fp32", "tflite_fp16", "tfjs_node"] + (
+    columns = ["saved_model", "tflite_fp32", "tflite_fp16", "tflite_int8", "tfjs_node"] + (
         ["tfjs_chromium"] if FLAGS.browser else [])
     print("| generator | px | parameters | " + " | ".join(f"{c} MB / ms" for c in columns) + " |")
     print("|---|---|---|" + "---|" * len(columns))
