@@ -6,8 +6,10 @@ edited there; the result goes back onto the ORIGINAL pixels through the upsample
 x* = a z + (1 - a) x at full resolution, so nothing outside the edited region loses detail.
 
 Region edits (PAPER.md Eq. 12, generalised): the mask a1 of another edit (e.g. sleeve ->
-sleeveless marks the sleeves), with values below `threshold` set to 0, restricts the edit to
-inside that region (mask a1) or to outside it (mask (1 - a1) a2).
+sleeveless marks the sleeves) restricts the edit to inside that region (mask a1) or to outside it
+(mask (1 - a1) a2). The threshold is relative, as for D_C's crop: a1 is the region mask divided
+by its per-image maximum, with values below `threshold` set to 0. A trained mask often peaks well
+below 1 (the quick start's sleeve masks), and an absolute threshold then left an empty region.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ GenerateFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
 
 def region_mask(a_region, a_edit, threshold, inside) -> tf.Tensor:
-    """Eq. 12: the thresholded region mask (inside) or the edit's mask outside it."""
-    a1 = tf.where(a_region >= threshold, a_region, tf.zeros_like(a_region))
+    """Eq. 12: the region mask scaled to a maximum of 1 and thresholded (inside), or the edit's
+    mask outside it."""
+    peak = tf.reduce_max(a_region, axis=[1, 2, 3], keepdims=True)
+    a1 = a_region / tf.maximum(peak, 1e-6)
+    a1 = tf.where(a1 >= threshold, a1, tf.zeros_like(a1))
     return tf.where(tf.cast(inside, tf.bool), a1, (1.0 - a1) * a_edit)
 
 
-def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None, threshold=0.9,
+def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None, threshold=0.5,
                inside=True):
     """uint8 [B, H, W, 3] images of any H, W -> (uint8 [B, H, W, 3] edited, float32 [B, H, W, 1]
     mask at full resolution). `m_region` (same shape as m) turns on a region edit."""
@@ -42,7 +47,7 @@ def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None, thresh
     return _composite(images, a, z)
 
 
-def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=0.9, inside=True,
+def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=0.5, inside=True,
                        antialias: bool = True):
     """`apply_edit` for graphs without control flow or string ops (TFLite, TF.js): ONE uint8
     image [1, H, W, 3] and ms [K, N + M], K = 1 for a plain edit, K = 2 for a region edit with
