@@ -19,10 +19,11 @@ from absl import app, flags, logging
 from amgan_tf.runtime import run_and_report
 
 FORMATS = ("saved_model", "tflite", "tfjs")
-# --precision per format (fp32/fp16/bf16 are accepted as aliases).
-PRECISIONS = {"saved_model": ("float32", "bfloat16"),
-              "tflite": ("float32", "float16", "int8"), "tfjs": ("float32",)}
-ALIASES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+# --precision per format, with the other spelling of each accepted (tfjs: see --quantize).
+PRECISIONS = {"saved_model": ("float32", "bfloat16"), "tflite": ("fp32", "fp16", "int8"),
+              "tfjs": ("float32",)}
+ALIASES = {"saved_model": {"fp32": "float32", "bf16": "bfloat16"},
+           "tflite": {"float32": "fp32", "float16": "fp16"}, "tfjs": {"fp32": "float32"}}
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir of amgan_tf.train.")
 flags.DEFINE_enum("format", "saved_model", FORMATS, "Export format.")
@@ -42,10 +43,11 @@ flags.mark_flags_as_required(["workdir", "output"])
 
 
 def precision(fmt: str, value: str) -> str:
-    value = ALIASES.get(value, value)
+    value = ALIASES[fmt].get(value, value)
     if value not in PRECISIONS[fmt]:
+        hint = " (TF.js weights: --quantize)" if fmt == "tfjs" else ""
         raise ValueError(f"--precision={value} is not available for --format={fmt}; choose "
-                             f"one of: {', '.join(PRECISIONS[fmt])}.")
+                         f"one of: {', '.join(PRECISIONS[fmt])}{hint}.")
     return value
 
 
@@ -56,9 +58,7 @@ def export() -> dict:
         from amgan_tf import export_portable
         model = trained.load_generator(FLAGS.workdir)
         if FLAGS.format == "tflite":
-            result = export_portable.export_tflite(
-                model, FLAGS.output, {"float32": "fp32", "float16": "fp16", "int8": "int8"}[prec],
-                FLAGS.image_size)
+            result = export_portable.export_tflite(model, FLAGS.output, prec, FLAGS.image_size)
         else:
             result = export_portable.export_tfjs(model, FLAGS.output, FLAGS.quantize)
         return {"format": FLAGS.format, "step": model.step, **result}

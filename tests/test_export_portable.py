@@ -167,7 +167,7 @@ def test_export_cli_portable_formats_and_errors(tiny_workdir, tmp_path):
     bad = export("--format=tflite", "--precision=bfloat16", f"--output={tmp_path / 'b'}")
     assert bad.returncode == 1
     assert "--precision=bfloat16 is not available for --format=tflite" in bad.stderr
-    assert "float32, float16, int8" in bad.stderr and "Traceback" not in bad.stderr
+    assert "fp32, fp16, int8" in bad.stderr and "Traceback" not in bad.stderr
 
 
 # ---- TF.js ---------------------------------------------------------------------------------------
