@@ -157,24 +157,40 @@ def _encoded_shape(data) -> tf.Tensor:
                          lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64))
 
 
-class ManipulationModule(tf.Module):
-    """The exported object: G's backing tf.Variables, the schema and the signatures.
+def check_exportable(trained) -> None:
+    """Every export holds G alone: refuse a run whose mask needs the attribute CNN."""
+    if trained.config.amgan.attention_source == "cam":
+        raise ValueError("This run is the CAM-attention ablation: its mask comes from the "
+                         "attribute CNN at inference, which the export does not include. Export a "
+                         "run with generator attention (the default).")
+
+
+class GeneratorModule(tf.Module):
+    """Base of every exported object: G's backing tf.Variables and its `generate` for
+    `amgan_tf.edit`.
 
     Keras objects stay out of the tracked graph (DESIGN.md: a SavedModel tracking Keras 3
     variables converts to a TFLite model that silently returns NaN), so G is held untracked and
     only `[v.value for v in G.variables]` is saved."""
 
-    def __init__(self, generator, schema: AttributeSchema, image_size: int):
+    def __init__(self, generator, image_size: int):
         super().__init__()
         self.__dict__["_generator"] = generator  # untracked
         self.generator_variables = [v.value for v in generator.variables]
-        self.__dict__["_lookup"] = _SchemaLookup(schema)
-        self.__dict__["_schema"] = schema
         self.__dict__["_size"] = int(image_size)
 
     def _generate(self, x, m):
         _, a, z = self._generator(x, m)
         return a, z
+
+
+class ManipulationModule(GeneratorModule):
+    """The SavedModel: G, the schema and the signatures."""
+
+    def __init__(self, generator, schema: AttributeSchema, image_size: int):
+        super().__init__(generator, image_size)
+        self.__dict__["_lookup"] = _SchemaLookup(schema)
+        self.__dict__["_schema"] = schema
 
     def _edit(self, images, attribute, value, region=None):
         images = _check_images(images)
@@ -267,10 +283,7 @@ def directory_bytes(path: str) -> int:
 def export_saved_model(trained, base: str, model_name: str = "amgan",
                        version: int | None = None) -> ExportResult:
     """Write `trained` (an `amgan_tf.trained.TrainedGenerator`) to BASE/model_name/version."""
-    if trained.config.amgan.attention_source == "cam":
-        raise ValueError("This run is the CAM-attention ablation: its mask comes from the "
-                         "attribute CNN at inference, which the export does not include. Export a "
-                         "run with generator attention (the default).")
+    check_exportable(trained)
     model_dir = os.path.join(base, model_name)
     version = next_version(model_dir) if version is None else int(version)
     if version < 1:

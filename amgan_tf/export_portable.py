@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from amgan_tf.edit import apply_stacked_edit
+from amgan_tf.export_lib import GeneratorModule, check_exportable, directory_bytes
 from amgan_tf.runtime import MissingDependencyError
 
 MANIFEST_FILE = "manipulations.json"
@@ -42,12 +43,13 @@ TFJS_QUANTIZATIONS = ("none", "float16")
 DEFAULT_THRESHOLD = 0.5
 
 
-def manifest(trained, image_size: int, fmt: str, **extra) -> dict:
-    """What a client needs to build requests: the schema and every edit's vector."""
+def write_manifest(output: str, trained, image_size: int, fmt: str, **extra) -> None:
+    """OUTPUT/manipulations.json: what a client needs to build requests, the schema and every
+    edit's vector."""
     schema = trained.schema
     vectors = {a.name: {v: schema.encode(a.name, v).astype(float).tolist() for v in a.values}
                for a in schema.manipulated}
-    return {
+    info = {
         "format": fmt, "image_size": int(image_size), "training_image_size": trained.image_size,
         "step": trained.step, "m_dim": schema.m_dim,
         "attributes": [{"name": a.name, "manipulated": a.manipulated, "values": list(a.values)}
@@ -59,22 +61,16 @@ def manifest(trained, image_size: int, fmt: str, **extra) -> dict:
                   "outside)",
         "outputs": "image uint8 [1,H,W,3] (int32 in TF.js); attention float32 [1,H,W,1]",
         **extra}
+    with open(os.path.join(output, MANIFEST_FILE), "w") as f:
+        json.dump(info, f, indent=1)
 
 
-class PortableModule(tf.Module):
-    """G's backing tf.Variables and the vector-driven edit (Keras objects untracked: DESIGN.md's
-    TFLite NaN trap)."""
+class PortableModule(GeneratorModule):
+    """The vector-driven edit for TFLite and TF.js."""
 
     def __init__(self, generator, schema, image_size: int):
-        super().__init__()
-        self.__dict__["_generator"] = generator
-        self.generator_variables = [v.value for v in generator.variables]
-        self.__dict__["_size"] = int(image_size)
+        super().__init__(generator, image_size)
         self.__dict__["_m_dim"] = schema.m_dim
-
-    def _generate(self, x, m):
-        _, a, z = self._generator(x, m)
-        return a, z
 
     def edit(self, image, ms, region_threshold, region_inside):
         out, mask = apply_stacked_edit(self._generate, image, ms, self._size, region_threshold,
@@ -103,26 +99,16 @@ class PortableModule(tf.Module):
                 tf.TensorSpec([], tf.float32, name="region_inside"))}
 
 
-def _check_exportable(trained):
-    if trained.config.amgan.attention_source == "cam":
-        raise ValueError("This run is the CAM-attention ablation: its mask comes from the "
-                         "attribute CNN, which portable exports do not include.")
-
-
 def _fresh_dir(output: str) -> None:
     if os.path.exists(output) and os.listdir(output):
         raise FileExistsError(f"{output} exists and is not empty; choose a new --output.")
     os.makedirs(output, exist_ok=True)
 
 
-def _saved_model(module, functions, directory) -> None:
-    tf.saved_model.save(module, directory, signatures=functions)
-
-
 def export_tflite(trained, output: str, precision: str = "fp32",
                   image_size: int | None = None) -> dict:
     """Write OUTPUT/amgan.tflite and OUTPUT/manipulations.json."""
-    _check_exportable(trained)
+    check_exportable(trained)
     if precision not in TFLITE_PRECISIONS:
         raise ValueError(f"Unknown TFLite precision {precision!r}; choose one of: "
                          f"{', '.join(TFLITE_PRECISIONS)}.")
@@ -133,7 +119,7 @@ def export_tflite(trained, output: str, precision: str = "fp32",
     module = PortableModule(trained.G, trained.schema, trained.image_size)
     functions = module.functions(side)
     with tempfile.TemporaryDirectory() as tmp:
-        _saved_model(module, functions, tmp)
+        tf.saved_model.save(module, tmp, signatures=functions)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=list(functions))
         if precision in ("fp16", "int8"):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -143,10 +129,8 @@ def export_tflite(trained, output: str, precision: str = "fp32",
     path = os.path.join(output, TFLITE_FILE)
     with open(path, "wb") as f:
         f.write(flat)
-    info = manifest(trained, side, "tflite", precision=precision,
-                    signatures=sorted(functions), model=TFLITE_FILE)
-    with open(os.path.join(output, MANIFEST_FILE), "w") as f:
-        json.dump(info, f, indent=1)
+    write_manifest(output, trained, side, "tflite", precision=precision,
+                   signatures=sorted(functions), model=TFLITE_FILE)
     return {"path": path, "bytes": len(flat), "precision": precision, "image_size": side}
 
 
@@ -174,7 +158,7 @@ def _import_tfjs_converter():
 
 def export_tfjs(trained, output: str, quantize: str = "float16") -> dict:
     """Write a TF.js graph model (OUTPUT/model.json + weight shards) and manipulations.json."""
-    _check_exportable(trained)
+    check_exportable(trained)
     if quantize not in TFJS_QUANTIZATIONS:
         raise ValueError(f"Unknown --quantize {quantize!r}; choose one of: "
                          f"{', '.join(TFJS_QUANTIZATIONS)}.")
@@ -184,18 +168,16 @@ def export_tfjs(trained, output: str, quantize: str = "float16") -> dict:
     functions = module.functions(None)
     with tempfile.TemporaryDirectory() as tmp:
         saved = os.path.join(tmp, "saved_model")
-        _saved_model(module, functions, saved)
+        tf.saved_model.save(module, saved, signatures=functions)
         staging = os.path.join(tmp, "tfjs")
         conversion.convert_tf_saved_model(
             saved, staging, signature_def="serving_default", saved_model_tags="serve",
             quantization_dtype_map={"float16": "*"} if quantize == "float16" else None)
         for name in os.listdir(staging):
             shutil.move(os.path.join(staging, name), os.path.join(output, name))
-    info = manifest(trained, trained.image_size, "tfjs", quantize=quantize, model="model.json")
-    with open(os.path.join(output, MANIFEST_FILE), "w") as f:
-        json.dump(info, f, indent=1)
-    size = sum(os.path.getsize(os.path.join(output, f)) for f in os.listdir(output))
-    return {"path": output, "bytes": size, "quantize": quantize}
+    write_manifest(output, trained, trained.image_size, "tfjs", quantize=quantize,
+                   model="model.json")
+    return {"path": output, "bytes": directory_bytes(output), "quantize": quantize}
 
 
 def run_tflite(path: str, image: np.ndarray, ms: np.ndarray, region_threshold: float = 0.5,

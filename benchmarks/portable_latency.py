@@ -52,10 +52,6 @@ def stand_in(config: GeneratorConfig, size: int) -> TrainedGenerator:
     return TrainedGenerator(G, schema, train, 0)
 
 
-def folder_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
-
-
 def browser_ms(model_dir: str, size: int, repeats: int) -> float:
     from playwright.sync_api import sync_playwright
 
@@ -112,9 +108,9 @@ def run(name: str, size: int, tmp: str) -> dict:
     subprocess.run(["node", os.path.join(ROOT, "web", "node_check.mjs"), tfjs, request, result,
                     str(FLAGS.repeats)], check=True, capture_output=True)
     with open(result) as f:
-        row["tfjs_node"] = (folder_bytes(tfjs), json.load(f)["ms_per_run"])
+        row["tfjs_node"] = (export_lib.directory_bytes(tfjs), json.load(f)["ms_per_run"])
     if FLAGS.browser:
-        row["tfjs_chromium"] = (folder_bytes(tfjs), browser_ms(tfjs, size, FLAGS.repeats))
+        row["tfjs_chromium"] = (export_lib.directory_bytes(tfjs), browser_ms(tfjs, size, FLAGS.repeats))
     return row
 
 

@@ -152,6 +152,18 @@ def test_tflite_other_input_size_resizes_inside(model, tmp_path):
     assert np.isfinite(attention).all() and (out != img).any()
 
 
+def test_every_format_refuses_the_cam_ablation(model, tmp_path):
+    import dataclasses
+    cam = dataclasses.replace(model, config=dataclasses.replace(
+        model.config, amgan=dataclasses.replace(model.config.amgan, attention_source="cam")))
+    for export in (lambda: export_lib.export_saved_model(cam, str(tmp_path / "sm")),
+                   lambda: export_portable.export_tflite(cam, str(tmp_path / "tfl")),
+                   lambda: export_portable.export_tfjs(cam, str(tmp_path / "tfjs"))):
+        with pytest.raises(ValueError, match="CAM-attention ablation"):
+            export()
+    assert not os.listdir(tmp_path)  # refused before anything is written
+
+
 def test_export_cli_portable_formats_and_errors(tiny_workdir, tmp_path):
     def export(*args):
         return subprocess.run([sys.executable, "-m", "export", f"--workdir={tiny_workdir}",
