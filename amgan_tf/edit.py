@@ -21,6 +21,9 @@ import tensorflow as tf
 from amgan_tf.imaging import pad_offsets, resize_images, to_float, to_uint8
 
 REGION_MODES = ("inside", "outside")
+# Default region threshold, a share of the region mask's maximum (CLI, SavedModel clients, TFLite,
+# TF.js and the demo page all start from this one).
+REGION_THRESHOLD = 0.5
 # generate(x float [B, S, S, 3] in [-1, 1], m [B, N + M]) -> (a [B, S, S, 1], z [B, S, S, 3]).
 GenerateFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
@@ -34,7 +37,8 @@ def region_mask(a_region, a_edit, threshold, inside) -> tf.Tensor:
     return tf.where(tf.cast(inside, tf.bool), a1, (1.0 - a1) * a_edit)
 
 
-def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None, threshold=0.5,
+def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None,
+               threshold=REGION_THRESHOLD,
                inside=True):
     """uint8 [B, H, W, 3] images of any H, W -> (uint8 [B, H, W, 3] edited, float32 [B, H, W, 1]
     mask at full resolution). `m_region` (same shape as m) turns on a region edit."""
@@ -47,8 +51,8 @@ def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None, thresh
     return _composite(images, a, z)
 
 
-def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=0.5, inside=True,
-                       antialias: bool = True):
+def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=REGION_THRESHOLD,
+                       inside=True, antialias: bool = True):
     """`apply_edit` for graphs without control flow or string ops (TFLite, TF.js): ONE uint8
     image [1, H, W, 3] and ms [K, N + M], K = 1 for a plain edit, K = 2 for a region edit with
     ms[1] naming the region. G runs once on the K stacked copies, so a plain edit costs one

@@ -29,7 +29,7 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from amgan_tf.edit import apply_stacked_edit
+from amgan_tf.edit import REGION_THRESHOLD, apply_stacked_edit
 from amgan_tf.export_lib import GeneratorModule, check_exportable, directory_bytes
 from amgan_tf.runtime import MissingDependencyError
 
@@ -40,7 +40,6 @@ TFLITE_FILE = "amgan.tflite"
 # BUILD_NOTES.md.
 TFLITE_PRECISIONS = ("fp32", "fp16", "int8")
 TFJS_QUANTIZATIONS = ("none", "float16")
-DEFAULT_THRESHOLD = 0.5
 
 
 def write_manifest(output: str, trained, image_size: int, fmt: str, **extra) -> None:
@@ -54,7 +53,7 @@ def write_manifest(output: str, trained, image_size: int, fmt: str, **extra) -> 
         "step": trained.step, "m_dim": schema.m_dim,
         "attributes": [{"name": a.name, "manipulated": a.manipulated, "values": list(a.values)}
                        for a in schema.attributes],
-        "m": vectors, "default_region_threshold": DEFAULT_THRESHOLD,
+        "m": vectors, "default_region_threshold": REGION_THRESHOLD,
         "inputs": "image uint8 [1,H,W,3] (int32 in TF.js); ms float32 [K, m_dim]: row 0 = the "
                   "edit's vector from 'm'; a second row = the region's vector (region edit); "
                   "region_threshold float32 scalar; region_inside float32 scalar (1 inside, 0 "
@@ -88,7 +87,7 @@ class PortableModule(GeneratorModule):
                 tf.TensorSpec([], tf.float32, name="region_inside"))}
 
         def plain(image, ms):
-            return self.edit(image, ms, tf.constant(DEFAULT_THRESHOLD), tf.constant(1.0))
+            return self.edit(image, ms, tf.constant(REGION_THRESHOLD), tf.constant(1.0))
 
         return {
             "manipulate": tf.function(plain).get_concrete_function(
@@ -180,8 +179,9 @@ def export_tfjs(trained, output: str, quantize: str = "float16") -> dict:
     return {"path": output, "bytes": directory_bytes(output), "quantize": quantize}
 
 
-def run_tflite(path: str, image: np.ndarray, ms: np.ndarray, region_threshold: float = 0.5,
-               region_inside: bool = True, num_threads: int | None = None):
+def run_tflite(path: str, image: np.ndarray, ms: np.ndarray,
+               region_threshold: float = REGION_THRESHOLD, region_inside: bool = True,
+               num_threads: int | None = None):
     """Run an exported .tflite with LiteRT (no TensorFlow needed): (image uint8, attention)."""
     try:
         from ai_edge_litert.interpreter import Interpreter

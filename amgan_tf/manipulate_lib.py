@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from amgan_tf.edit import REGION_MODES, apply_edit
+from amgan_tf.edit import REGION_MODES, REGION_THRESHOLD, apply_edit
 from amgan_tf.imaging import decode_image_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -40,7 +40,7 @@ class Region:
 
     attribute: str
     value: str
-    threshold: float = 0.5
+    threshold: float = REGION_THRESHOLD
     mode: str = "inside"
 
     def __post_init__(self):
@@ -87,8 +87,9 @@ def define_edit_flags(fv) -> None:
     flags.DEFINE_string("region_attribute", "", "Restrict the edit to the mask of this "
                         "attribute...", flag_values=fv)
     flags.DEFINE_string("region_value", "", "...set to this value (Eq. 12).", flag_values=fv)
-    flags.DEFINE_float("region_threshold", 0.5, "Region: mask values below this share of the "
-                       "region mask's maximum become 0 (the rest is scaled to a maximum of 1).",
+    flags.DEFINE_float("region_threshold", REGION_THRESHOLD, "Region: mask values below this "
+                       "share of the region mask's maximum become 0 (the rest is scaled to a "
+                       "maximum of 1).",
                        flag_values=fv)
     flags.DEFINE_enum("region_mode", "inside", list(REGION_MODES), "Edit inside or outside.",
                       flag_values=fv)
