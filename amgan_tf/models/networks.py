@@ -26,10 +26,9 @@ def instance_norm(name: str) -> layers.Layer:
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
 
 
-def check_dtype_policy(policy: str) -> None:
-    if policy not in DTYPE_POLICIES:
-        raise ValueError(f"Unknown dtype policy {policy!r}; choose one of: "
-                         f"{', '.join(DTYPE_POLICIES)}.")
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}; choose one of: {', '.join(choices)}.")
 
 
 @contextlib.contextmanager
@@ -60,13 +59,9 @@ class GeneratorConfig:
     dtype_policy: str = "float32"
 
     def __post_init__(self):
-        if self.mode not in GENERATOR_MODES:
-            raise ValueError(f"Unknown generator mode {self.mode!r}; choose one of: "
-                             f"{', '.join(GENERATOR_MODES)}.")
-        check_dtype_policy(self.dtype_policy)
-        if self.upsample not in UPSAMPLING:
-            raise ValueError(f"Unknown upsampling {self.upsample!r}; choose one of: "
-                             f"{', '.join(UPSAMPLING)}.")
+        _check_choice("generator mode", self.mode, GENERATOR_MODES)
+        _check_choice("dtype policy", self.dtype_policy, DTYPE_POLICIES)
+        _check_choice("upsampling", self.upsample, UPSAMPLING)
 
 
 @dataclasses.dataclass
@@ -79,7 +74,7 @@ class CriticConfig:
     dtype_policy: str = "float32"
 
     def __post_init__(self):
-        check_dtype_policy(self.dtype_policy)
+        _check_choice("dtype policy", self.dtype_policy, DTYPE_POLICIES)
 
 
 class _Trunk(keras.layers.Layer):
