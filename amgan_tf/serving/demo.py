@@ -28,6 +28,11 @@ REQUIRED_SCRIPTS = ("node_modules/@tensorflow/tfjs/dist/tf.min.js",
                     "node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js")
 
 
+def missing_scripts(web: str = WEB) -> list[str]:
+    return [os.path.join(web, s) for s in REQUIRED_SCRIPTS
+            if not os.path.isfile(os.path.join(web, s))]
+
+
 def check(model_dir: str, web: str = WEB) -> None:
     """Raise ValueError naming what is missing and the command that makes it."""
     for name in ("model.json", "manipulations.json"):
@@ -35,10 +40,10 @@ def check(model_dir: str, web: str = WEB) -> None:
             raise ValueError(f"{model_dir!r} has no {name}: it is not a TF.js export of amgan_tf; "
                              f"make one with python -m export --workdir=RUN --format=tfjs "
                              f"--output=DIR.")
-    for script in REQUIRED_SCRIPTS:
-        if not os.path.isfile(os.path.join(web, script)):
-            raise ValueError(f"{os.path.join(web, script)} is missing: install the page's "
-                             f"scripts once with (cd {web} && npm ci).")
+    missing = missing_scripts(web)
+    if missing:
+        raise ValueError(f"{missing[0]} is missing: install the page's scripts once with "
+                         f"(cd {web} && npm ci).")
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -74,7 +79,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 def install_scripts(web: str = WEB) -> None:
     """First start: the page's TF.js scripts from the committed lock file (npm ci), if npm is
     there; otherwise `check` names the command."""
-    if all(os.path.isfile(os.path.join(web, s)) for s in REQUIRED_SCRIPTS):
+    if not missing_scripts(web):
         return
     npm = shutil.which("npm")
     if npm is None or not os.path.isfile(os.path.join(web, "package-lock.json")):
