@@ -32,6 +32,7 @@ class ClassifierConfig:
     checkpoint_every: int = 250
     eval_batch_size: int = 256
     stop_after: int = 0  # > 0: leave after this many steps in this run, as if killed (tests)
+    deterministic: bool = False  # op determinism: a run repeats bit for bit
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

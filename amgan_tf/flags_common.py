@@ -79,8 +79,8 @@ def define_classifier_flags(fv: flags.FlagValues = flags.FLAGS):
                          "Leave after this many steps in this run (resume later); 0 = run to the end.", flag_values=fv)
 
 
-def classifier_config(values: flags.FlagValues, seed: int = 0, log_every: int = 50
-                      ) -> ClassifierConfig:
+def classifier_config(values: flags.FlagValues, seed: int = 0, log_every: int = 50,
+                      deterministic: bool = False) -> ClassifierConfig:
     data = dataset_config(values)
     model = AttributeCNNConfig(
         image_size=data.image_size, backbone=values.classifier_backbone,
@@ -95,7 +95,7 @@ def classifier_config(values: flags.FlagValues, seed: int = 0, log_every: int = 
         batch_size=values.classifier_batch_size, learning_rate=values.classifier_learning_rate,
         weight_decay=values.classifier_weight_decay, seed=seed, log_every=log_every,
         checkpoint_every=values.classifier_checkpoint_every,
-        stop_after=values.classifier_stop_after)
+        stop_after=values.classifier_stop_after, deterministic=deterministic)
 
 
 def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):

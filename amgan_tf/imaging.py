@@ -5,6 +5,8 @@ TensorFlow and PIL only (no tensorflow-datasets), so exports and servers can imp
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
@@ -50,7 +52,19 @@ def resize_images(images, size: int, mode: str = "pad", antialias: bool = True) 
 
 
 def decode_image_file(path: str) -> np.ndarray:
-    """RGB uint8 from any PIL-readable file; EXIF rotation applied, alpha composited on white."""
+    """RGB uint8 from any PIL-readable file; EXIF rotation applied, alpha composited on white.
+
+    Images over PIL's decompression-bomb limit (Image.MAX_IMAGE_PIXELS, 89 Mpixel) raise
+    ValueError instead of being decoded into gigabytes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return _decode(path)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            raise ValueError(f"{path}: {e} Downscale the image first.") from None
+
+
+def _decode(path: str) -> np.ndarray:
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im)
         if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):

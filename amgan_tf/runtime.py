@@ -12,6 +12,10 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN or inf; training stopped and the last good checkpoint is untouched."""
 
 
+class CheckpointError(RuntimeError):
+    """No usable checkpoint where some exist, or a checkpoint could not be written."""
+
+
 class MissingDependencyError(RuntimeError):
     """An optional package (a converter, a runtime) is not installed; the message says how."""
 
@@ -19,7 +23,7 @@ class MissingDependencyError(RuntimeError):
 # Errors a user can fix (bad flags, missing files, divergence, a missing optional package): one
 # clear line, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NonFiniteLossError,
-               MissingDependencyError)
+               MissingDependencyError, CheckpointError)
 
 
 def hms(seconds: float) -> str:

@@ -18,6 +18,8 @@ flags_common.define_classifier_flags()
 flags.DEFINE_string("workdir", None, "Output folder: checkpoints, TensorBoard, model, metrics.")
 flags.DEFINE_integer("seed", 0, "Seed of initialisation and data order.")
 flags.DEFINE_integer("log_every", 50, "Steps between progress lines and TensorBoard scalars.")
+flags.DEFINE_boolean("deterministic", False,
+                     "Op determinism: the same command repeats bit for bit.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -26,7 +28,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     run_and_report(lambda: classifier_lib.run(
-        flags_common.classifier_config(FLAGS, FLAGS.seed, FLAGS.log_every), FLAGS.workdir))
+        flags_common.classifier_config(FLAGS, FLAGS.seed, FLAGS.log_every, FLAGS.deterministic),
+        FLAGS.workdir))
 
 
 def run():

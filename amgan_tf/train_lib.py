@@ -11,24 +11,47 @@ data stream. A non-finite loss stops training without touching the last good che
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from amgan_tf import classifier_lib, evaluation, trained
+from amgan_tf import classifier_lib, evaluation, loop, trained
 from amgan_tf.configs import STRATEGIES, TrainConfig  # noqa: F401 (the binaries' config)
 from amgan_tf.data import datasets, pipeline
 from amgan_tf.models.attribute_cnn import MODEL_DIR
-from amgan_tf.runtime import check_finite, hms
+from amgan_tf.runtime import hms
 
 log = logging.getLogger(__name__)
+
+# Settings a resumed run may change: its length, cadences, devices, paths and the attribute CNN's
+# own training settings (the CNN is trained once, before AMGAN).
+RESUMABLE_CHANGES = ("steps", "strategy", "devices", "jit_compile", "deterministic", "log_every",
+                     "checkpoint_every", "sample_every", "eval_every", "eval_images",
+                     "final_eval_images", "sample_images", "stop_after", "classifier",
+                     "classifier_workdir", "data.data_dir", "data.manual_dir", "amgan.total_steps",
+                     "amgan.xla_crops")
+
+
+def _describe(schema) -> str:
+    return "; ".join(f"{a.name} ({', '.join(a.values)})" for a in schema.attributes)
+
+
+def _claim_schema(workdir, schema, resuming, chief):
+    """Write the data's attribute schema, or refuse to resume over checkpoints of another one."""
+    path = os.path.join(workdir, trained.SCHEMA_FILE)
+    if resuming and os.path.exists(path):
+        saved = trained.read_schema(workdir)
+        if saved.names != schema.names or saved.to_dict() != schema.to_dict():
+            raise ValueError(
+                f"The checkpoints in {workdir} were trained on attributes {_describe(saved)}, but "
+                f"the data now has {_describe(schema)}. Use the original data, or a new "
+                f"--workdir.")
+    if chief:
+        schema.save(path)
 
 def make_strategy(name: str, devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
     if name == "auto":
@@ -48,22 +71,14 @@ def make_strategy(name: str, devices: tuple[str, ...] = ()) -> tf.distribute.Str
     return tf.distribute.get_strategy()
 
 
-def _is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    return resolver.task_type in (None, "chief") or (
-        resolver.task_type == "worker" and resolver.task_id == 0
-        and "chief" not in resolver.cluster_spec().as_dict())
-
-
 def ensure_attribute_cnn(config: TrainConfig, workdir: str):
     """The trained attribute CNN, training it first (logged) when it does not exist yet."""
     cls_dir = trained.attribute_cnn_dir(config, workdir)
     if not classifier_lib.is_trained(cls_dir):
         log.info("No trained attribute CNN in %s: training it first (%d steps).", cls_dir,
                  config.classifier.steps)
-        cls_cfg = dataclasses.replace(config.classifier, data=config.data)
+        cls_cfg = dataclasses.replace(config.classifier, data=config.data,
+                                      deterministic=config.deterministic)
         classifier_lib.run(cls_cfg, cls_dir)
     return cls_dir
 
@@ -81,38 +96,33 @@ def run(config: TrainConfig, workdir: str) -> dict:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     strategy = make_strategy(config.strategy, config.devices)
-    chief = _is_chief(strategy)
+    chief = strategy.extended.should_checkpoint
     log.info("Strategy %s with %d replica(s).", type(strategy).__name__,
              strategy.num_replicas_in_sync)
-    if chief:
-        trained.save_config(workdir, config)
+    ckpt_dir = os.path.join(workdir, trained.CHECKPOINT_DIR)
+    resuming = bool(loop.checkpoint_prefixes(ckpt_dir))
+    loop.claim_workdir(os.path.join(workdir, trained.CONFIG_FILE), config.to_dict(),
+                       RESUMABLE_CHANGES, resuming, chief)
 
     cls_dir = ensure_attribute_cnn(config, workdir)
     train = datasets.load_split(config.data, "train")
     test = datasets.load_split(config.data, "test", limit=max(config.final_eval_images,
                                                                config.eval_images))
-    if chief:
-        train.schema.save(os.path.join(workdir, trained.SCHEMA_FILE))
+    _claim_schema(workdir, train.schema, resuming, chief)
     keras.utils.set_random_seed(config.seed)
     model, cnn = trained.build_model(train.schema, config.amgan, os.path.join(cls_dir, MODEL_DIR),
                                      strategy)
 
     step = tf.Variable(0, dtype=tf.int64, name="step")
-    ckpt = trained.checkpoint(model, step)
-    ckpt_dir = os.path.join(workdir, trained.CHECKPOINT_DIR)
-    if not chief:  # every worker must save (collectives); only the chief's copy is kept
-        ckpt_dir = tempfile.mkdtemp(prefix="amgan_worker_ckpt_")
-    manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, trained.CHECKPOINT_DIR))
-    if latest:
-        ckpt.restore(latest).assert_existing_objects_matched()
-        log.info("Resuming from %s (step %d).", latest, int(step))
+    checkpoints = loop.Checkpoints(trained.checkpoint(model, step), ckpt_dir, max_to_keep=3,
+                                   chief=chief)
+    if checkpoints.latest:
+        log.info("Resuming from %s (step %d).", checkpoints.latest, int(step))
 
     batches = pipeline.AmganBatches(train, pipeline.PipelineConfig(
         batch_size=config.amgan.batch_size, n_critic=config.amgan.n_critic, seed=config.seed,
         reference_matching=config.amgan.weights.lambda_p > 0))
-    start_step = int(step)
-    data = iter(batches.distribute(strategy, start_step))
+    data = iter(batches.distribute(strategy, int(step)))
     step_fn = (tf.function(model.train_step, jit_compile=True) if config.jit_compile
                else model.train_step)
 
@@ -123,37 +133,26 @@ def run(config: TrainConfig, workdir: str) -> dict:
                 for k, v in per_replica.items()}
 
     writer = tf.summary.create_file_writer(
-        os.path.join(workdir, "tensorboard") if chief else os.path.join(ckpt_dir, "tb"))
-    end_step = config.steps if not config.stop_after else min(config.steps,
-                                                               start_step + config.stop_after)
+        os.path.join(workdir, "tensorboard") if chief else os.path.join(checkpoints.scratch, "tb"))
     images_per_step = config.amgan.batch_size * (config.amgan.n_critic + 1)
     eval_x, eval_y = test.images[:config.eval_images], test.labels[:config.eval_images]
-    last_step, last_time = start_step, time.time()
-    while int(step) < end_step:
-        logs = train_iteration(next(data))
-        step.assign_add(1)
-        s = int(step)
-        check_finite(logs, s, manager.latest_checkpoint,
-                     "lower the learning rate or raise lambda_gp, then run the same command to "
-                     "resume.")
-        if s % config.log_every == 0 or s == end_step:
-            now = time.time()
-            rate = (s - last_step) / max(now - last_time, 1e-9)
-            lr = float(model.g_opt.learning_rate)
-            terms = "  ".join(f"{k.split('/')[1]} {float(v):.3f}" for k, v in sorted(logs.items())
-                              if k.startswith("G/L_"))
-            log.info("step %d/%d  %.2f it/s  %.0f img/s  ETA %s  lr %.2e  D %.3f  G %.3f (%s)", s,
-                     config.steps, rate, rate * images_per_step,
-                     hms((config.steps - s) / max(rate, 1e-9)), lr, float(logs["D/total"]),
-                     float(logs["G/total"]), terms)
-            with writer.as_default(step=s):
-                for k, v in logs.items():
-                    tf.summary.scalar(k, v)
-                tf.summary.scalar("learning_rate", lr)
-                tf.summary.scalar("images_per_second", rate * images_per_step)
-            last_step, last_time = s, now
-        if s % config.checkpoint_every == 0 or s == end_step:
-            manager.save(checkpoint_number=s)
+
+    def report(s, logs, steps_per_second):
+        lr = float(model.g_opt.learning_rate)
+        terms = "  ".join(f"{k.split('/')[1]} {float(v):.3f}" for k, v in sorted(logs.items())
+                          if k.startswith("G/L_"))
+        log.info("step %d/%d  %.2f it/s  %.0f img/s  ETA %s  lr %.2e  D %.3f  G %.3f (%s)", s,
+                 config.steps, steps_per_second, steps_per_second * images_per_step,
+                 hms((config.steps - s) / max(steps_per_second, 1e-9)), lr,
+                 float(logs["D/total"]), float(logs["G/total"]), terms)
+        with writer.as_default(step=s):
+            for k, v in logs.items():
+                tf.summary.scalar(k, v)
+            tf.summary.scalar("learning_rate", lr)
+            tf.summary.scalar("images_per_second", steps_per_second * images_per_step)
+        writer.flush()
+
+    def after_step(s):
         if chief and (s % config.sample_every == 0 or s == config.steps):
             _write_samples(model, test, config.sample_images, workdir, writer, s)
         if cnn is not None and (s % config.eval_every == 0 or s == config.steps):
@@ -163,11 +162,13 @@ def run(config: TrainConfig, workdir: str) -> dict:
             with writer.as_default(step=s):
                 for k, v in acc.items():
                     tf.summary.scalar(f"eval/manipulation_accuracy/{k}", v)
-    if not chief:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-    if int(step) < config.steps:
-        log.info("Stopped at step %d of %d (stop_after); run the same command to continue.",
-                 int(step), config.steps)
+
+    settings = loop.LoopSettings(steps=config.steps, checkpoint_every=config.checkpoint_every,
+                                 log_every=config.log_every, stop_after=config.stop_after)
+    if not loop.run(step, checkpoints, settings, lambda: train_iteration(next(data)),
+                    report=report, after_step=after_step,
+                    advice="lower the learning rate or raise lambda_gp, then run the same "
+                           "command to resume."):
         return {"step": int(step)}
 
     metrics = {"step": int(step), "wall_seconds_this_run": round(time.time() - t_start, 1)}
@@ -179,8 +180,7 @@ def run(config: TrainConfig, workdir: str) -> dict:
         log.info("Final manipulation accuracy on %d test images: %s", n, "  ".join(
             f"{k}={v:.3f}" for k, v in metrics["manipulation_accuracy"].items()))
     if chief:
-        with open(os.path.join(workdir, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2)
+        loop.write_json_atomic(os.path.join(workdir, "metrics.json"), metrics)
     return metrics
 
 

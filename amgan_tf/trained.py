@@ -13,6 +13,7 @@ import os
 
 import tensorflow as tf
 
+from amgan_tf import loop
 from amgan_tf.attributes import AttributeSchema
 from amgan_tf.configs import TrainConfig, config_from_dict
 from amgan_tf.models.amgan import AMGAN, AmganConfig
@@ -48,8 +49,7 @@ def checkpoint(model: AMGAN, step: tf.Variable) -> tf.train.Checkpoint:
 
 
 def save_config(workdir: str, config: TrainConfig) -> None:
-    with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-        json.dump(config.to_dict(), f, indent=2)
+    loop.write_json_atomic(os.path.join(workdir, CONFIG_FILE), config.to_dict())
 
 
 def read_config(workdir: str) -> TrainConfig:
@@ -72,8 +72,11 @@ def read_schema(workdir: str) -> AttributeSchema:
     return AttributeSchema.load(path)
 
 
-def latest_checkpoint(workdir: str) -> str:
-    latest = tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
+def restore_latest(workdir: str, restore) -> str:
+    """Call `restore(prefix)` on the newest readable checkpoint of a workdir (damaged ones are
+    skipped with a warning and left in place); its prefix."""
+    latest = loop.restore_newest_good(restore, os.path.join(workdir, CHECKPOINT_DIR),
+                                      quarantine=False)
     if latest is None:
         raise FileNotFoundError(f"No checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)} yet; "
                                 f"training writes one every --checkpoint_every steps.")
@@ -108,8 +111,8 @@ def load_trained(workdir: str):
     config = read_config(workdir)
     schema = read_schema(workdir)
     model, cnn = build_model(schema, config.amgan, _cnn_model_dir(config, workdir))
-    checkpoint(model, tf.Variable(0, dtype=tf.int64)).restore(
-        latest_checkpoint(workdir)).expect_partial()
+    ckpt = checkpoint(model, tf.Variable(0, dtype=tf.int64))
+    restore_latest(workdir, lambda prefix: ckpt.restore(prefix).expect_partial())
     return model, cnn, config
 
 
@@ -146,25 +149,29 @@ def load_generator(workdir: str, dtype_policy: str = "float32") -> TrainedGenera
     `dtype_policy` whatever it trained in (bfloat16-trained weights are float32 variables)."""
     config = read_config(workdir)
     schema = read_schema(workdir)
-    latest = latest_checkpoint(workdir)
     g_config = dataclasses.replace(config.amgan.generator, dtype_policy=dtype_policy)
     G = Generator(g_config, name="G")
     s = config.amgan.image_size
     G(tf.zeros((1, s, s, 3)), tf.zeros((1, schema.m_dim)))
     step = tf.Variable(0, dtype=tf.int64)
-    if any(name.startswith("G_weights/") for name, _ in tf.train.list_variables(latest)):
-        tf.train.Checkpoint(step=step, G_weights=network_weights(G)).restore(latest) \
-            .expect_partial().assert_existing_objects_matched()
-    else:  # written before G_weights existed: G is reachable only through its optimizer, so
-        # restore a whole model (without the attribute CNN, which only shapes training losses)
+
+    def restore(prefix):
+        if any(name.startswith("G_weights/") for name, _ in tf.train.list_variables(prefix)):
+            tf.train.Checkpoint(step=step, G_weights=network_weights(G)).restore(prefix) \
+                .expect_partial().assert_existing_objects_matched()
+            return
+        # Written before G_weights existed: G is reachable only through its optimizer, so restore
+        # a whole model (without the attribute CNN, which only shapes training losses).
         skeleton = dataclasses.replace(
             config.amgan, attention_source="generator",
             weights=dataclasses.replace(config.amgan.weights, lambda_a=0.0, lambda_p=0.0))
         model = AMGAN(schema, skeleton).build_all()
-        tf.train.Checkpoint(G=model.G, g_opt=model.g_opt, step=step).restore(latest) \
+        tf.train.Checkpoint(G=model.G, g_opt=model.g_opt, step=step).restore(prefix) \
             .expect_partial().assert_existing_objects_matched()
         for mine, theirs in zip(G.variables, model.G.variables, strict=True):
             mine.assign(tf.cast(theirs, mine.dtype))
+
+    restore_latest(workdir, restore)
     cnn = None
     if config.amgan.attention_source == "cam":
         cnn_dir = _cnn_model_dir(config, workdir)

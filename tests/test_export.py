@@ -48,7 +48,7 @@ def test_generator_alone_restores_the_trained_weights(workdir):
     g = trained.load_generator(workdir)
     model, _, config = trained.load_trained(workdir)
     assert g.step == config.steps == 3 and g.image_size == 32
-    reader = tf.train.load_checkpoint(trained.latest_checkpoint(workdir))
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints")))
     for mine, theirs in zip(g.G.variables, model.G.variables, strict=True):
         assert mine.path == theirs.path
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy(), err_msg=mine.path)
