@@ -64,6 +64,68 @@ def manipulation_accuracy(model, judge, images: np.ndarray, labels: np.ndarray,
     return out
 
 
+def unchanged_accuracy(judge, schema, images: np.ndarray, labels: np.ndarray,
+                       batch_size: int = 256) -> dict[str, float]:
+    """The "change nothing" row of `manipulation_accuracy`: how often `judge` already sees the
+    target value in the unedited input."""
+    predicted = np.concatenate([judge.predict_labels(to_float(images[lo:lo + batch_size])).numpy()
+                                for lo in range(0, len(images), batch_size)])
+    out = {}
+    for r, attr in enumerate(schema.manipulated):
+        targets = manipulation_targets(labels, schema, r)
+        out[attr.name] = metrics.classification_accuracy(
+            predicted[:, judge.schema.column(attr.name)], targets)
+    out["mean"] = float(np.mean([out[a.name] for a in schema.manipulated]))
+    return out
+
+
+def judge_features(judge, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The judge's avg-pool features [N, D] of uint8 images (retrieval, FID, KID)."""
+    return np.concatenate([
+        judge.features(to_float(images[lo:lo + batch_size]), training=False)["avgpool"].numpy()
+        for lo in range(0, len(images), batch_size)]) if len(images) else np.zeros((0, 0))
+
+
+def retrieval_and_realism(model, judge, images: np.ndarray, labels: np.ndarray,
+                          ks=range(1, 31), batch_size: int = 64, seed: int = 0) -> dict:
+    """The paper's top-k retrieval and FID/KID, on the judge's avg-pool features.
+
+    The first half of `images` is the gallery and the real set; the second half is edited (every
+    manipulated attribute, targets as in `manipulation_targets`) into the queries. A query hits
+    at k when one of its k nearest gallery images has exactly the wanted labels: the input's, with
+    the edited attribute set to its target (every labelled attribute counts, the reference-only
+    ones too, as in the paper). The unedited queries are the "change nothing" row; their FID to
+    the gallery is the floor set by two halves of the same split."""
+    schema = model.schema
+    half = len(images) // 2
+    gallery, g_labels, queries, q_labels = images[:half], labels[:half], images[half:], \
+        labels[half:]
+    g_feat, q_feat = judge_features(judge, gallery), judge_features(judge, queries)
+    out = {"gallery_images": half, "query_images": len(queries), "retrieval": {}}
+    edited = []
+    for r, attr in enumerate(schema.manipulated):
+        targets = manipulation_targets(q_labels, schema, r)
+        keep = targets != MISSING
+        wanted = q_labels.copy()
+        wanted[:, schema.manipulated_columns[r]] = targets
+        fake = np.zeros_like(queries)
+        for x_fake, _, idx in manipulate_batches(model, queries, q_labels, r, targets,
+                                                 batch_size):
+            fake[idx] = x_fake.numpy()
+        f_feat = judge_features(judge, fake[keep])
+        edited.append(f_feat)
+        out["retrieval"][attr.name] = {
+            "model": metrics.retrieval_hits(f_feat, wanted[keep], g_feat, g_labels, ks),
+            "input": metrics.retrieval_hits(q_feat[keep], wanted[keep], g_feat, g_labels, ks)}
+    edited = np.concatenate(edited)
+    out["fid"] = {"model": metrics.frechet_distance(edited, g_feat),
+                  "input": metrics.frechet_distance(q_feat, g_feat)}
+    kid_model, kid_input = (metrics.kernel_distance(f, g_feat, seed=seed) for f in (edited, q_feat))
+    out["kid"] = {"model": kid_model[0], "model_std": kid_model[1], "input": kid_input[0],
+                  "input_std": kid_input[1]}
+    return out
+
+
 def sample_sheet(model, images: np.ndarray, labels: np.ndarray, scale: int = 2):
     """Rows of (input, then the input manipulated to every value of every attribute), each followed
     by a row of the attention masks; captions name the target."""
@@ -159,7 +221,10 @@ def markdown_report(report: dict) -> str:
     baseline (the unchanged input) beside the model in every column where it has a value."""
     lines = []
     acc = [("training CNN", report.get("accuracy_training_cnn")),
-           ("independent judge", report.get("accuracy_independent_judge"))]
+           ("training CNN, change nothing", report.get("accuracy_training_cnn_change_nothing")),
+           ("independent judge", report.get("accuracy_independent_judge")),
+           ("independent judge, change nothing",
+            report.get("accuracy_independent_judge_change_nothing"))]
     acc = [(name, a) for name, a in acc if a]
     if acc:
         attrs = [k for k in acc[0][1] if k != "mean"]
@@ -187,4 +252,26 @@ def markdown_report(report: dict) -> str:
                 f"{e['ssim']['amgan']:.3f} / {e['ssim']['input']:.3f} | {a['iou']:.3f} / 0 | "
                 f"{a['precision']:.3f} / {a['recall']:.3f} | "
                 f"{a['best_iou']:.3f} ({a['best_threshold']:.2f}) |")
+    rr = report.get("retrieval_realism")
+    if rr:
+        curves = {name: {w: {int(k): v for k, v in r[w].items()} for w in ("model", "input")}
+                  for name, r in rr["retrieval"].items()}  # keys are strings after JSON
+        ks = [k for k in (1, 5, 10, 30) if k in next(iter(curves.values()))["model"]]
+        lines += ["", f"Top-k retrieval ({rr['query_images']} edited queries against a gallery of "
+                      f"{rr['gallery_images']} real test images, the independent judge's avg-pool "
+                      f"features; model / change nothing):", "",
+                  "| attribute | " + " | ".join(f"top-{k}" for k in ks) + " |",
+                  "|---|" + "---|" * len(ks)]
+        for name, c in curves.items():
+            m, i = c["model"], c["input"]
+            lines.append(f"| {name} | " + " | ".join(f"{100 * m[k]:.1f} / {100 * i[k]:.1f}%"
+                                                    for k in ks) + " |")
+        lines += ["", "Realism against the gallery (the judge's avg-pool features, not Inception: "
+                      "its weights cannot be downloaded here, so these are not comparable with "
+                      "published FIDs):", "",
+                  "| | FID | KID x 1000 |", "|---|---|---|",
+                  f"| model | {rr['fid']['model']:.3f} | {1000 * rr['kid']['model']:.2f} "
+                  f"+- {1000 * rr['kid']['model_std']:.2f} |",
+                  f"| change nothing | {rr['fid']['input']:.3f} | "
+                  f"{1000 * rr['kid']['input']:.2f} +- {1000 * rr['kid']['input_std']:.2f} |"]
     return "\n".join(lines) + "\n"

@@ -225,12 +225,14 @@ def _may_differ(key: str, may_differ) -> bool:
     return any(key == k or key.startswith(k + ".") for k in may_differ)
 
 
-def claim_workdir(path: str, config: dict, may_differ, resuming: bool, chief: bool = True) -> None:
+def claim_workdir(path: str, config: dict, may_differ, resuming: bool, chief: bool = True,
+                  tunable=()) -> None:
     """Record the run's settings in `path`, or, when resuming from checkpoints, refuse with the
     list of differences if they were written under other settings (another image size, other
     attributes, other networks), instead of failing later on a shape deep inside TF.
 
-    `may_differ`: dotted keys (or key prefixes) a resumed run may change, such as steps or paths."""
+    `may_differ`: dotted keys (or key prefixes) a resumed run may change, such as steps or paths;
+    `tunable`: keys it may change with a logged warning (loss weights, learning rates)."""
     config = json.loads(json.dumps(config))  # tuples -> lists, as in the file
     if resuming and os.path.exists(path):
         try:
@@ -244,13 +246,21 @@ def claim_workdir(path: str, config: dict, may_differ, resuming: bool, chief: bo
                 f"cannot be checked against this run's settings. Restore the file, or train in a "
                 f"new --workdir.") from None
         old, new = _flatten(saved), _flatten(config)
-        diffs = [f"{k}: {old.get(k, '<missing>')!r} in the workdir, {new.get(k, '<missing>')!r} "
-                 f"now" for k in sorted(set(old) | set(new))
-                 if not _may_differ(k, may_differ) and old.get(k, None) != new.get(k, None)]
+        changed = [k for k in sorted(set(old) | set(new)) if old.get(k, None) != new.get(k, None)
+                   and not _may_differ(k, may_differ)]
+
+        def describe(keys):
+            return "; ".join(f"{k}: {old.get(k, '<missing>')!r} in the workdir, "
+                             f"{new.get(k, '<missing>')!r} now" for k in keys)
+
+        tuned = [k for k in changed if _may_differ(k, tunable)]
+        diffs = [k for k in changed if k not in tuned]
+        if tuned and not diffs:
+            log.warning("Resuming with changed settings: %s.", describe(tuned))
         if diffs:
             raise ValueError(
                 f"The checkpoints in {os.path.dirname(path) or '.'} were written with other "
-                f"settings ({'; '.join(diffs[:8])}{'; ...' if len(diffs) > 8 else ''}). Resume "
+                f"settings ({describe(diffs[:8])}{'; ...' if len(diffs) > 8 else ''}). Resume "
                 f"with the settings recorded in {path}, or train in a new --workdir.")
     if chief:
         write_json_atomic(path, config)

@@ -76,3 +76,51 @@ def ssim(x: np.ndarray, y: np.ndarray, max_val: float = 255.0) -> np.ndarray:
     import tensorflow as tf
     return tf.image.ssim(tf.constant(x, tf.float32), tf.constant(y, tf.float32),
                          max_val=max_val).numpy()
+
+
+# ---- retrieval (the paper's top-k) ----------------------------------------------------------------
+def retrieval_hits(query_features: np.ndarray, wanted: np.ndarray, gallery_features: np.ndarray,
+                   gallery_labels: np.ndarray, ks=range(1, 31)) -> dict[int, float]:
+    """{k: share of queries with a top-k gallery item that has exactly the wanted attributes}.
+
+    Neighbours by Euclidean distance between features ([Q, D], [G, D]); `wanted` [Q, A] holds the
+    attribute values each query should have (-1 = not compared), `gallery_labels` [G, A]."""
+    q = np.asarray(query_features, np.float64)
+    g = np.asarray(gallery_features, np.float64)
+    wanted, gallery_labels = np.asarray(wanted), np.asarray(gallery_labels)
+    d = (q ** 2).sum(1)[:, None] - 2 * q @ g.T + (g ** 2).sum(1)[None]
+    order = np.argsort(d, axis=1, kind="stable")
+    known = wanted >= 0
+    match = np.all((gallery_labels[None] == wanted[:, None]) | ~known[:, None], axis=2)  # [Q, G]
+    ranked = np.take_along_axis(match, order, axis=1)
+    first_hit = np.where(ranked.any(1), ranked.argmax(1), len(g))  # rank of the first match
+    return {int(k): float((first_hit < k).mean()) for k in ks}
+
+
+# ---- realism: Frechet and kernel distances between feature sets ----------------------------------
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """FID's formula on any features [N, D]: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2)."""
+    from scipy import linalg
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu = a.mean(0) - b.mean(0)
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root, _ = linalg.sqrtm(sa @ sb, disp=False)
+    root = root.real
+    return float(max(mu @ mu + np.trace(sa + sb - 2 * root), 0.0))
+
+
+def kernel_distance(a: np.ndarray, b: np.ndarray, subsets: int = 10, subset_size: int = 100,
+                    seed: int = 0) -> tuple[float, float]:
+    """KID: unbiased MMD^2 with the cubic polynomial kernel (x.y / D + 1)^3, as (mean, std) over
+    random subsets (the subset size is capped by the smaller set)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    dim, m = a.shape[1], min(subset_size, len(a), len(b))
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = ((p @ q.T / dim + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+        off = ~np.eye(m, dtype=bool)
+        scores.append(kxx[off].mean() + kyy[off].mean() - 2 * kxy.mean())
+    return float(np.mean(scores)), float(np.std(scores))

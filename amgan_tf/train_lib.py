@@ -34,6 +34,8 @@ RESUMABLE_CHANGES = ("steps", "strategy", "devices", "jit_compile", "determinist
                      "final_eval_images", "sample_images", "stop_after", "classifier",
                      "classifier_workdir", "data.data_dir", "data.manual_dir", "amgan.total_steps",
                      "amgan.xla_crops")
+# Changed on resume with a warning: the objective's weights and the optimizer's rates.
+TUNABLE_ON_RESUME = ("amgan.weights", "amgan.learning_rate", "amgan.beta_1", "amgan.beta_2")
 
 
 def _describe(schema) -> str:
@@ -102,7 +104,7 @@ def run(config: TrainConfig, workdir: str) -> dict:
     ckpt_dir = os.path.join(workdir, trained.CHECKPOINT_DIR)
     resuming = bool(loop.checkpoint_prefixes(ckpt_dir))
     loop.claim_workdir(os.path.join(workdir, trained.CONFIG_FILE), config.to_dict(),
-                       RESUMABLE_CHANGES, resuming, chief)
+                       RESUMABLE_CHANGES, resuming, chief, TUNABLE_ON_RESUME)
 
     cls_dir = ensure_attribute_cnn(config, workdir)
     train = datasets.load_split(config.data, "train")

@@ -48,3 +48,47 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarr
     colour = np.concatenate([np.ones_like(h), h, np.zeros_like(h)], axis=-1) * 255
     out = image.astype(np.float32) * (1 - alpha * h) + colour * alpha * h
     return np.clip(out.round(), 0, 255).astype(np.uint8)
+
+
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def line_plot(curves: dict[str, dict[int, float]], title: str, x_label: str, y_label: str,
+              size=(640, 420), dashed: tuple[str, ...] = ()) -> Image.Image:
+    """Curves {name: {x: y}} with y in [0, 1] on shared axes, a legend, and `dashed` names drawn
+    dashed (baselines). PIL only: no plotting library is needed to evaluate."""
+    width, height = size
+    left, right, top, bottom = 56, 150, 30, 44
+    img = Image.new("RGB", size, (255, 255, 255))
+    draw, font = ImageDraw.Draw(img), _font(12)
+    xs = sorted({x for c in curves.values() for x in c}) or [0, 1]
+    x0, x1 = xs[0], max(xs[-1], xs[0] + 1)
+
+    def px(x, y):
+        return (left + (x - x0) / (x1 - x0) * (width - left - right),
+                height - bottom - y * (height - top - bottom))
+
+    for tick in np.linspace(0, 1, 6):
+        _, yy = px(x0, tick)
+        draw.line([(left, yy), (width - right, yy)], fill=(225, 225, 225))
+        draw.text((8, yy - 7), f"{tick:.1f}", fill=(0, 0, 0), font=font)
+    for x in xs:
+        if x == x0 or x % 5 == 0:
+            xx, _ = px(x, 0)
+            draw.text((xx - 6, height - bottom + 4), str(x), fill=(0, 0, 0), font=font)
+    draw.rectangle([px(x0, 1), px(x1, 0)], outline=(0, 0, 0))
+    draw.text((left, 8), title, fill=(0, 0, 0), font=font)
+    draw.text(((width - right) // 2, height - 20), x_label, fill=(0, 0, 0), font=font)
+    draw.text((8, top - 22), y_label, fill=(0, 0, 0), font=font)
+    for i, (name, curve) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        points = [px(x, curve[x]) for x in sorted(curve)]
+        for j, (p, q) in enumerate(zip(points, points[1:])):
+            if name not in dashed or j % 2 == 0:
+                draw.line([p, q], fill=colour, width=2)
+        ly = top + 16 * i
+        draw.line([(width - right + 10, ly + 7), (width - right + 30, ly + 7)], fill=colour,
+                  width=2)
+        draw.text((width - right + 36, ly), name[:18], fill=(0, 0, 0), font=font)
+    return img

@@ -129,15 +129,20 @@ def test_other_settings_and_damaged_config_are_refused(synth_config, tmp_path):
             classifier_lib.run(_config(synth_config), workdir)
 
 
-def test_claim_workdir_lists_every_difference(tmp_path):
+def test_claim_workdir_lists_every_difference(tmp_path, caplog):
     path = str(tmp_path / "config.json")
     loop.claim_workdir(path, {"a": 1, "n": {"b": (1, 2), "c": "x"}, "steps": 5}, ["steps"], False)
     loop.claim_workdir(path, {"a": 1, "n": {"b": [1, 2], "c": "x"}, "steps": 9}, ["steps"], True)
+    with caplog.at_level(logging.WARNING):  # tunable: accepted, with a warning
+        loop.claim_workdir(path, {"a": 1, "n": {"b": [1, 2], "c": "y"}, "steps": 9}, ["steps"],
+                           True, tunable=["n.c"])
+    assert "changed settings: n.c: 'x' in the workdir, 'y' now" in caplog.text
     with pytest.raises(ValueError) as e:
-        loop.claim_workdir(path, {"a": 2, "n": {"c": "x"}, "steps": 9}, ["steps"], True)
+        loop.claim_workdir(path, {"a": 2, "n": {"c": "x"}, "steps": 9}, ["steps"], True,
+                           tunable=["n.c"])
     assert "a: 1 in the workdir, 2 now; n.b: [1, 2] in the workdir, '<missing>' now" in str(e.value)
     with open(path) as f:
-        assert json.load(f)["steps"] == 9  # a refused run leaves the record alone
+        assert json.load(f)["n"]["c"] == "y"  # a refused run leaves the record alone
 
 
 def _limit_file_size(limit):

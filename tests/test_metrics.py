@@ -41,3 +41,31 @@ def test_psnr_and_ssim_known_values():
     z = rng.integers(0, 256, (1, 16, 16, 3))
     assert metrics.ssim(z, z)[0] == pytest.approx(1.0)
     assert metrics.ssim(z, 255 - z)[0] < 0
+
+
+def test_retrieval_hits_on_a_toy_gallery():
+    # gallery on a line; labels [attribute a, attribute b]
+    gallery = np.array([[0.0], [1.0], [2.0], [3.0]])
+    labels = np.array([[0, 0], [0, 1], [1, 1], [1, 0]])
+    queries = np.array([[0.1], [0.1], [2.9], [1.2]])
+    wanted = np.array([[0, 0], [1, 1], [1, -1], [0, 0]])  # -1: b is not compared
+    hits = metrics.retrieval_hits(queries, wanted, gallery, labels, ks=[1, 2, 3, 4])
+    # nearest-first ranks of the first match: q0 -> 0 (item 0), q1 -> 2 (item 2 after 0 and 1),
+    # q2 -> 0 (item 3 has a=1), q3 -> 2 (order 1, 2, 0: item 0 third)
+    assert hits == {1: 0.5, 2: 0.5, 3: 1.0, 4: 1.0}
+    none = metrics.retrieval_hits(queries[:1], np.array([[2, 2]]), gallery, labels, ks=[4])
+    assert none == {4: 0.0}
+
+
+def test_frechet_and_kernel_distances_known_values():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(2000, 4))
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    shift = np.array([3.0, 0.0, 0.0, 0.0])
+    assert metrics.frechet_distance(a, a + shift) == pytest.approx(9.0, rel=1e-6)  # |mu|^2 only
+    wide = rng.normal(size=(2000, 4)) * 2.0  # N(0, 4I): Tr(I + 4I - 2 * 2I) = 4
+    assert metrics.frechet_distance(a, wide) == pytest.approx(4.0, abs=0.3)
+    same_mean, same_std = metrics.kernel_distance(a, a, subset_size=200)
+    other_mean, _ = metrics.kernel_distance(a, a + shift, subset_size=200)
+    assert abs(same_mean) < 3 * same_std + 1e-3 and other_mean > 100 * max(abs(same_mean), 1e-3)
+    assert metrics.kernel_distance(a, a, seed=1) == metrics.kernel_distance(a, a, seed=1)

@@ -256,7 +256,8 @@ def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_pat
     constant_judge(synth_test.schema, str(tmp_path / "judge"))
     result = subprocess.run(
         [sys.executable, "-m", "amgan_tf.evaluate", f"--workdir={workdir}",
-         f"--judge_workdir={tmp_path / 'judge'}", "--num_images=40", "--counterfactual_images=4"],
+         f"--judge_workdir={tmp_path / 'judge'}", "--num_images=40", "--counterfactual_images=4",
+         "--retrieval_images=40", f"--output={tmp_path / 'eval'}"],
         env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])
@@ -265,13 +266,26 @@ def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_pat
         targets = manipulation_targets(synth_test.labels[:40], synth_test.schema, r)
         assert judged[attr.name] == pytest.approx(float(np.mean(targets == 0))), attr.name
     assert judged != report["accuracy_training_cnn"]
+    # the constant judge sees value 0 whatever the image: edits change nothing in its verdict
+    assert report["accuracy_independent_judge_change_nothing"] == judged
+    rr = report["retrieval_realism"]
+    assert (rr["gallery_images"], rr["query_images"]) == (20, 20)
+    for curves in rr["retrieval"].values():
+        for curve in curves.values():
+            values = [curve[str(k)] for k in range(1, 31)]
+            assert values == sorted(values) and 0.0 <= values[0] and values[-1] <= 1.0
+    assert rr["fid"]["model"] > 0 and rr["fid"]["input"] > 0
+    assert "evaluate: retrieval and FID/KID on 40 test images" in result.stderr
     err = report["counterfactual_mean_abs_error"]
     assert set(err) == {"sleeve", "colour", "pattern"}
     assert all(v["input"] > 0 and v["amgan"] >= 0 for v in err.values())
-    assert os.path.exists(os.path.join(workdir, "evaluation.json"))
-    with open(os.path.join(workdir, "evaluation.md")) as f:
+    out = tmp_path / "eval"
+    for name in ("metrics.json", "retrieval.png", "examples.png"):
+        assert os.path.exists(out / name), name
+    with open(out / "evaluation.md") as f:
         table = f.read()
     judge_row = next(line for line in table.splitlines() if line.startswith("| independent"))
     assert f"{100 * judged['sleeve']:.1f}%" in judge_row
+    assert "| independent judge, change nothing |" in table and "| change nothing |" in table
     sleeve_row = next(line for line in table.splitlines() if line.startswith("| sleeve"))
     assert f"{err['sleeve']['amgan']:.2f} / {err['sleeve']['input']:.2f}" in sleeve_row
