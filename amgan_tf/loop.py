@@ -160,7 +160,9 @@ class Checkpoints:
         except (tf.errors.OpError, OSError) as e:
             prefix = os.path.join(self.manager.directory, f"ckpt-{step}")
             for partial in _files_of(prefix) + glob.glob(glob.escape(prefix) + "_temp*"):
-                shutil.rmtree(partial, ignore_errors=True) if os.path.isdir(partial) else \
+                if os.path.isdir(partial):
+                    shutil.rmtree(partial, ignore_errors=True)
+                else:
                     os.remove(partial)
             raise CheckpointError(
                 f"Could not write checkpoint {step} to {self.manager.directory} "

@@ -5,7 +5,7 @@
 
 L_a pulls G's attention towards a*, the CAM of the input's current value, normalised to [0, 1].
 If a* itself leaks outside the truly changed region, so will the attention. For each manipulated
-attribute and each target sharpness s (a*^s, see `AmganConfig.cam_target_power`) this prints the
+attribute and each target sharpness s (the normalised CAM raised to the power s) this prints the
 L1 distance to the true region (what L_a measures), the IoU at 0.5 and at the best threshold, and
 the mean target value outside the region (the leak). With --workdir it adds the trained G's own
 attention as a row, for comparison.
@@ -20,7 +20,7 @@ from absl import app, flags
 from amgan_tf import metrics, trained
 from amgan_tf.data.synthfashion import SynthFashion
 from amgan_tf.evaluation import manipulation_targets
-from amgan_tf.models.attribute_cnn import MODEL_DIR, load_attribute_cnn
+from amgan_tf.models.attribute_cnn import load_attribute_cnn
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("classifier_workdir", None, "The attribute CNN's training workdir.")
@@ -44,7 +44,7 @@ def _row(name, maps, truth):
 
 def main(argv):
     del argv
-    cnn = load_attribute_cnn(f"{FLAGS.classifier_workdir}/{MODEL_DIR}")
+    cnn = load_attribute_cnn(FLAGS.classifier_workdir)
     model = trained.load_generator(FLAGS.workdir) if FLAGS.workdir else None
     synth = SynthFashion(FLAGS.seed, FLAGS.image_size)
     indices = range(FLAGS.num_train, FLAGS.num_train + FLAGS.images)

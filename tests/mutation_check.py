@@ -33,6 +33,9 @@ REPLICAS = "tests/test_amgan.py::test_mirrored_two_replicas_equal_one"
 CAMS = "tests/test_cam_eval.py::test_report_scores_the_cam_of_the_true_value"
 EXPORT = "tests/test_export.py"
 SERVING = "tests/test_serving.py"
+FAULTS = "tests/test_fault_tolerance.py"
+METRICS = "tests/test_metrics.py"
+PREFERENCE = "tests/test_preference.py"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,38 @@ class Mutation:
 
 
 MUTATIONS = (
+    # ---- fault tolerance (issue 12) ----------------------------------------------------------
+    Mutation("restore_tries_only_the_newest", "amgan_tf/loop.py",
+             "            continue\n        if damaged and quarantine:",
+             "            break\n        if damaged and quarantine:",
+             (FAULTS + "::test_damaged_newest_checkpoint_falls_back_to_the_previous_one",)),
+    Mutation("all_damaged_starts_from_scratch", "amgan_tf/loop.py",
+             "    if damaged:\n        listing", "    if False:\n        listing",
+             (FAULTS + "::test_every_checkpoint_damaged_refuses_to_start_from_scratch",)),
+    Mutation("settings_changes_not_refused", "amgan_tf/loop.py",
+             "        if diffs:\n            raise", "        if False:\n            raise",
+             (FAULTS + "::test_other_settings_and_damaged_config_are_refused",
+              FAULTS + "::test_claim_workdir_lists_every_difference")),
+    Mutation("partial_checkpoint_left_after_failed_write", "amgan_tf/loop.py",
+             "for partial in _files_of(prefix)", "for partial in []",
+             (FAULTS + "::test_full_disk_while_saving_keeps_the_previous_checkpoint",)),
+    Mutation("non_finite_not_checked", "amgan_tf/loop.py",
+             "        check_finite(logs, s, checkpoints.latest, advice)", "        pass",
+             ("tests/test_train.py::test_non_finite_loss_stops_and_keeps_last_checkpoint",)),
+    Mutation("bomb_error_not_caught", "amgan_tf/imaging.py",
+             "except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:",
+             "except Image.DecompressionBombWarning as e:",
+             (FAULTS + "::test_damaged_images_are_skipped_counted_and_labels_stay_attached",)),
+    # ---- evaluation metrics and the preference tool (issue 11) -------------------------------
+    Mutation("retrieval_k_off_by_one", "amgan_tf/metrics.py",
+             "float((first_hit < k).mean())", "float((first_hit <= k).mean())",
+             (METRICS + "::test_retrieval_hits_on_a_toy_gallery",)),
+    Mutation("fid_without_cross_term", "amgan_tf/metrics.py",
+             "np.trace(sa + sb - 2 * root)", "np.trace(sa + sb - root)",
+             (METRICS + "::test_frechet_and_kernel_distances_known_values",)),
+    Mutation("preference_records_shown_position", "amgan_tf/preference.py",
+             '"chosen": t.order[option]', '"chosen": t.order[0]',
+             (PREFERENCE + "::test_a_rater_clicks_through_the_page",)),
     # ---- mixed precision (issue 9) -----------------------------------------------------------
     Mutation("g_loss_not_loss_scaled", "amgan_tf/models/amgan.py",
              "scaled = total * loss_scale(self.g_opt)", "scaled = total",

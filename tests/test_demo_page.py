@@ -54,13 +54,23 @@ def test_server_errors_name_the_fix(tmp_path, tiny_tfjs):
         demo.check(tiny_tfjs, web=str(tmp_path))
 
 
-def test_bundled_model_is_a_complete_export():
+def test_bundled_models_are_complete_exports():
     need_web()
-    demo.check(demo.BUNDLED_MODEL)
-    with open(os.path.join(demo.BUNDLED_MODEL, "manipulations.json")) as f:
-        info = json.load(f)
-    assert info["format"] == "tfjs" and info["quantize"] == "float16"
-    assert info["training_image_size"] == 64 and info["step"] == 1200
+    assert "quickstart" in demo.bundled_models()
+    assert demo.resolve_model("quickstart") == demo.BUNDLED_MODEL
+    for name in demo.bundled_models():
+        folder = demo.resolve_model(name)
+        demo.check(folder)
+        with open(os.path.join(folder, "manipulations.json")) as f:
+            info = json.load(f)
+        assert info["format"] == "tfjs" and info["quantize"] == "float16", name
+        assert info["training_image_size"] == 64, name
+        assert os.path.isfile(os.path.join(folder, "README.md")), name  # how it was made
+        if os.path.exists(os.path.join(folder, "examples.json")):
+            with open(os.path.join(folder, "examples.json")) as f:
+                examples = json.load(f)
+            assert examples and all(os.path.isfile(os.path.join(folder, "examples", e))
+                                    for e in examples), name
 
 
 @pytest.mark.skipif(CHROMIUM is None and not REQUIRE_WEB,

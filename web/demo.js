@@ -130,6 +130,24 @@ async function draw(image, attention) {
   red.dispose();
 }
 
+// A model folder may bring its own examples (model/examples.json: a list of files in
+// model/examples/), e.g. real photos for a real-photo model; otherwise the page's own are shown.
+async function useModelExamples() {
+  const response = await fetch('model/examples.json');
+  if (!response.ok) return;
+  const files = await response.json();
+  const box = $('examples');
+  box.innerHTML = '';
+  files.forEach((file, i) => {
+    const img = document.createElement('img');
+    img.src = `model/examples/${file}`;
+    img.alt = `example ${i + 1}`;
+    img.dataset.example = String(i);
+    img.onclick = () => drawImage(img, file);
+    box.appendChild(img);
+  });
+}
+
 async function init() {
   tf.wasm.setWasmPaths('node_modules/@tensorflow/tfjs-backend-wasm/dist/');
   await tf.setBackend('wasm');
@@ -143,6 +161,7 @@ async function init() {
       `${mf.quantize === 'float16' ? 'float16' : 'float32'} weights; runs on this device ` +
       `(${tf.getBackend()}).`;
   buildMenus();
+  await useModelExamples();
   setStatus('Ready: pick an example or your own image.', 'ready');
   $('run').disabled = !$('input').width;
 }

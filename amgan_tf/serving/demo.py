@@ -4,7 +4,7 @@ Any static server works (the page is plain HTML + JS); this one adds the two thi
 that a plain `python -m http.server` lacks: the model folder mounted at /model/ from anywhere on
 disk, and clear errors when the export or web/node_modules (the TF.js scripts, no CDN) is missing.
 
-    python -m serving.demo [--model=DIR] [--port=8000]
+    python -m serving.demo [--model=DIR|quickstart|clothing_small] [--port=8000]
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from absl import app, flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WEB = os.path.join(ROOT, "web")
-BUNDLED_MODEL = os.path.join(WEB, "models", "quickstart")
+BUNDLED_MODELS = os.path.join(WEB, "models")
+BUNDLED_MODEL = os.path.join(BUNDLED_MODELS, "quickstart")
 REQUIRED_SCRIPTS = ("node_modules/@tensorflow/tfjs/dist/tf.min.js",
                     "node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js")
 
@@ -89,9 +90,21 @@ def install_scripts(web: str = WEB) -> None:
                    check=False)
 
 
+def bundled_models() -> list[str]:
+    return sorted(d for d in os.listdir(BUNDLED_MODELS)
+                  if os.path.isfile(os.path.join(BUNDLED_MODELS, d, "model.json")))
+
+
+def resolve_model(model: str) -> str:
+    """A bundled model's name (quickstart, clothing_small) or a folder -> the folder."""
+    if os.sep not in model and not os.path.exists(model) and model in bundled_models():
+        return os.path.join(BUNDLED_MODELS, model)
+    return model
+
+
 def serve(model_dir: str, port: int = 8000, host: str = "127.0.0.1", web: str = WEB):
     """Start the server in a background thread; returns it (`.server_address`, `.shutdown()`)."""
-    model_dir = os.path.abspath(model_dir)
+    model_dir = os.path.abspath(resolve_model(model_dir))
     check(model_dir, web)
     handler = functools.partial(_Handler, directory=web, model_dir=model_dir)
     server = http.server.ThreadingHTTPServer((host, port), handler)
@@ -100,8 +113,9 @@ def serve(model_dir: str, port: int = 8000, host: str = "127.0.0.1", web: str = 
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", BUNDLED_MODEL, "A TF.js export (python -m export --format=tfjs); "
-                    "default: the bundled quick-start model.")
+flags.DEFINE_string("model", "quickstart", "A TF.js export (python -m export --format=tfjs) or "
+                    "the name of a bundled one (web/models/: quickstart, the SynthFashion quick "
+                    "start; clothing_small, real photos, sleeve long <-> short).")
 flags.DEFINE_integer("port", 8000, "Port (0 = any free one).")
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 exposes the demo).")
 
@@ -116,7 +130,8 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     host, port = server.server_address[:2]
-    print(f"AMGAN demo on http://{host}:{port}/ (model: {os.path.abspath(FLAGS.model)}); "
+    print(f"AMGAN demo on http://{host}:{port}/ (model: "
+          f"{os.path.abspath(resolve_model(FLAGS.model))}); "
           f"Ctrl+C stops it.", flush=True)
     try:
         threading.Event().wait()
