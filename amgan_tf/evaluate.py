@@ -75,7 +75,8 @@ def evaluate() -> dict:
             curves[attr] = {int(k): v for k, v in r["model"].items()}
             curves[f"{attr} (input)"] = {int(k): v for k, v in r["input"].items()}
         line_plot(curves, "top-k retrieval (independent judge's features)", "k", "hit rate",
-                  dashed=tuple(k for k in curves if k.endswith("(input)"))).save(
+                  dashed=tuple(k for k in curves if k.endswith("(input)")),
+                  colour_key=lambda name: name.replace(" (input)", "")).save(
             os.path.join(output, "retrieval.png"))
     evaluation.sample_sheet(model, images[:4], labels[:4]).save(
         os.path.join(output, "examples.png"))

@@ -116,7 +116,11 @@ def retrieval_and_realism(model, judge, images: np.ndarray, labels: np.ndarray,
         edited.append(f_feat)
         out["retrieval"][attr.name] = {
             "model": metrics.retrieval_hits(f_feat, wanted[keep], g_feat, g_labels, ks),
-            "input": metrics.retrieval_hits(q_feat[keep], wanted[keep], g_feat, g_labels, ks)}
+            "input": metrics.retrieval_hits(q_feat[keep], wanted[keep], g_feat, g_labels, ks),
+            # share of queries whose wanted labels exist in the gallery at all: the best any
+            # method can reach
+            "ceiling": metrics.retrieval_hits(f_feat, wanted[keep], g_feat, g_labels,
+                                              [len(gallery)])[len(gallery)]}
     edited = np.concatenate(edited)
     out["fid"] = {"model": metrics.frechet_distance(edited, g_feat),
                   "input": metrics.frechet_distance(q_feat, g_feat)}
@@ -260,12 +264,14 @@ def markdown_report(report: dict) -> str:
         lines += ["", f"Top-k retrieval ({rr['query_images']} edited queries against a gallery of "
                       f"{rr['gallery_images']} real test images, the independent judge's avg-pool "
                       f"features; model / change nothing):", "",
-                  "| attribute | " + " | ".join(f"top-{k}" for k in ks) + " |",
-                  "|---|" + "---|" * len(ks)]
+                  "| attribute | " + " | ".join(f"top-{k}" for k in ks)
+                  + " | ceiling (wanted labels in the gallery) |",
+                  "|---|" + "---|" * (len(ks) + 1)]
         for name, c in curves.items():
             m, i = c["model"], c["input"]
             lines.append(f"| {name} | " + " | ".join(f"{100 * m[k]:.1f} / {100 * i[k]:.1f}%"
-                                                    for k in ks) + " |")
+                                                    for k in ks)
+                         + f" | {100 * rr['retrieval'][name]['ceiling']:.1f}% |")
         lines += ["", "Realism against the gallery (the judge's avg-pool features, not Inception: "
                       "its weights cannot be downloaded here, so these are not comparable with "
                       "published FIDs):", "",

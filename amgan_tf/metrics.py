@@ -93,7 +93,8 @@ def retrieval_hits(query_features: np.ndarray, wanted: np.ndarray, gallery_featu
     known = wanted >= 0
     match = np.all((gallery_labels[None] == wanted[:, None]) | ~known[:, None], axis=2)  # [Q, G]
     ranked = np.take_along_axis(match, order, axis=1)
-    first_hit = np.where(ranked.any(1), ranked.argmax(1), len(g))  # rank of the first match
+    # rank of the first match; never a hit when nothing in the gallery matches, whatever k
+    first_hit = np.where(ranked.any(1), ranked.argmax(1), np.iinfo(np.int64).max)
     return {int(k): float((first_hit < k).mean()) for k in ks}
 
 

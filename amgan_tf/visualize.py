@@ -55,9 +55,10 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def line_plot(curves: dict[str, dict[int, float]], title: str, x_label: str, y_label: str,
-              size=(640, 420), dashed: tuple[str, ...] = ()) -> Image.Image:
+              size=(640, 420), dashed: tuple[str, ...] = (), colour_key=None) -> Image.Image:
     """Curves {name: {x: y}} with y in [0, 1] on shared axes, a legend, and `dashed` names drawn
-    dashed (baselines). PIL only: no plotting library is needed to evaluate."""
+    dashed (baselines); curves with the same `colour_key(name)` share a colour. PIL only: no
+    plotting library is needed to evaluate."""
     width, height = size
     left, right, top, bottom = 56, 150, 30, 44
     img = Image.new("RGB", size, (255, 255, 255))
@@ -81,8 +82,9 @@ def line_plot(curves: dict[str, dict[int, float]], title: str, x_label: str, y_l
     draw.text((left, 8), title, fill=(0, 0, 0), font=font)
     draw.text(((width - right) // 2, height - 20), x_label, fill=(0, 0, 0), font=font)
     draw.text((8, top - 22), y_label, fill=(0, 0, 0), font=font)
+    keys = list(dict.fromkeys((colour_key or str)(name) for name in curves))
     for i, (name, curve) in enumerate(curves.items()):
-        colour = PALETTE[i % len(PALETTE)]
+        colour = PALETTE[keys.index((colour_key or str)(name)) % len(PALETTE)]
         points = [px(x, curve[x]) for x in sorted(curve)]
         for j, (p, q) in enumerate(zip(points, points[1:])):
             if name not in dashed or j % 2 == 0:

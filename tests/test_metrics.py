@@ -53,8 +53,8 @@ def test_retrieval_hits_on_a_toy_gallery():
     # nearest-first ranks of the first match: q0 -> 0 (item 0), q1 -> 2 (item 2 after 0 and 1),
     # q2 -> 0 (item 3 has a=1), q3 -> 2 (order 1, 2, 0: item 0 third)
     assert hits == {1: 0.5, 2: 0.5, 3: 1.0, 4: 1.0}
-    none = metrics.retrieval_hits(queries[:1], np.array([[2, 2]]), gallery, labels, ks=[4])
-    assert none == {4: 0.0}
+    none = metrics.retrieval_hits(queries[:1], np.array([[2, 2]]), gallery, labels, ks=[4, 30])
+    assert none == {4: 0.0, 30: 0.0}  # k beyond the gallery's size finds nothing new
 
 
 def test_frechet_and_kernel_distances_known_values():

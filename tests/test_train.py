@@ -271,9 +271,11 @@ def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_pat
     rr = report["retrieval_realism"]
     assert (rr["gallery_images"], rr["query_images"]) == (20, 20)
     for curves in rr["retrieval"].values():
-        for curve in curves.values():
-            values = [curve[str(k)] for k in range(1, 31)]
-            assert values == sorted(values) and 0.0 <= values[0] and values[-1] <= 1.0
+        for which in ("model", "input"):
+            values = [curves[which][str(k)] for k in range(1, 31)]
+            assert values == sorted(values) and 0.0 <= values[0]
+            assert values[-1] <= curves["ceiling"] <= 1.0  # 30 > the 20-image gallery: all seen
+            assert values[-1] == curves["ceiling"]
     assert rr["fid"]["model"] > 0 and rr["fid"]["input"] > 0
     assert "evaluate: retrieval and FID/KID on 40 test images" in result.stderr
     err = report["counterfactual_mean_abs_error"]
