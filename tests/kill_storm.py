@@ -3,9 +3,9 @@ command each time, and check that nothing was lost or damaged.
 
     python -m tests.kill_storm --kills=20 [--binary=train|train_classifier] [--seed=0]
 
-Kills land at random moments: during start-up (restore, tracing) and during training, where with a
-checkpoint every few steps many land while one is being written (counted: a write interrupted by a
-kill leaves its temporary directory behind). At the end the storm's checkpoint must equal, tensor
+Kills land at random moments: during start-up (restore, tracing), during training, and aimed at
+checkpoint writes (the kill follows the moment the write's temporary files appear; counted when
+the kill indeed left a write's temporary directory behind). At the end the storm's checkpoint must equal, tensor
 for tensor, that of an uninterrupted run of the same command (op determinism); every checkpoint
 left must read; TensorBoard event files must hold only whole records; and no kill may lose more
 than `checkpoint_every` steps. Used by tests/test_fault_tolerance.py in a small form.
@@ -84,6 +84,14 @@ def torn_event_files(workdir: str) -> tuple[int, list[str]]:
     return len(files), torn
 
 
+def _wait_for_write(ckpt_dir: str, proc, timeout: float) -> None:
+    """Return as soon as a checkpoint write is under way (its temporary files exist)."""
+    pattern = os.path.join(ckpt_dir, "*_temp*")
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None and not glob.glob(pattern):
+        time.sleep(0.0005)
+
+
 def storm(binary: str, args: list[str], workdir: str, kills: int, checkpoint_every: int,
           seed: int = 0, max_seconds: float = 1800) -> dict:
     """Run `binary args` (args must name `workdir`) to completion through `kills` SIGKILLs."""
@@ -98,14 +106,19 @@ def storm(binary: str, args: list[str], workdir: str, kills: int, checkpoint_eve
         t0 = time.time()
         proc, lines, reader = _launch(binary, args)
         if stats["kills"] < kills:
-            early = startup is not None and rng.random() < 0.2
+            moment = rng.random()
+            early = startup is not None and moment < 0.2
+            in_write = moment > 0.7  # aim at a checkpoint write: kill when its temp files appear
             kill_at = t0 + rng.uniform(0.2, 0.9) * startup if early else None
             while proc.poll() is None and time.time() < deadline:
                 if kill_at is not None and time.time() >= kill_at:
                     break
                 if kill_at is None and _steps(lines):
                     startup = startup or time.time() - t0
-                    time.sleep(rng.uniform(0.0, 1.0))
+                    if in_write:
+                        _wait_for_write(ckpt_dir, proc, timeout=5.0)
+                    else:
+                        time.sleep(rng.uniform(0.0, 1.0))
                     break
                 time.sleep(0.01)
             if proc.poll() is None:
