@@ -116,7 +116,8 @@ def run_method(name: str, slug: str, train_flags: list[str], classifier: str, ju
         return {}
     with open(path) as f:
         report = json.load(f)
-    walls = json.load(open(os.path.join(workdir, "wall_seconds.json")))
+    walls_path = os.path.join(workdir, "wall_seconds.json")
+    walls = json.load(open(walls_path)) if os.path.exists(walls_path) else {}
     return {"name": name, "slug": slug, "workdir": workdir, "report": report, "walls": walls,
             "flags": train_flags}
 
@@ -219,7 +220,8 @@ def grid(rows: list[dict], path: str, count: int = 4) -> None:
 
 
 def write_results(synth: list[dict], real: list[dict]) -> None:
-    docs = os.path.dirname(FLAGS.results)
+    docs = os.path.dirname(os.path.abspath(FLAGS.results))
+    os.makedirs(docs, exist_ok=True)
     lines = ["# Results: AMGAN, its baselines and ablations", "",
              "Written by `python benchmarks/comparison.py` (restartable; see its docstring). "
              "Every method trains from its config in `configs/` on the quick-start budget "
@@ -246,7 +248,7 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
     lines += ["", "## Commands", ""]
     for row in synth + real:
         lines.append(f"- {row['name']}: `python -m amgan_tf.train {' '.join(row['flags'])} "
-                     f"--workdir={row['workdir']}` (training {_minutes(row['walls']['train'])}, "
+                     f"--workdir={row['workdir']}` (training {_minutes(row['walls'].get('train', 0))}, "
                      f"evaluation {_minutes(row['walls'].get('evaluate', 0))})")
     missing = [name for name, _, _ in SYNTH + REAL
                if name not in {row["name"] for row in synth + real}]
