@@ -78,7 +78,7 @@ def ssim(x: np.ndarray, y: np.ndarray, max_val: float = 255.0) -> np.ndarray:
                          max_val=max_val).numpy()
 
 
-# ---- retrieval (the paper's top-k) ----------------------------------------------------------------
+# ---- retrieval (the paper's top-k) ---------------------------------------------------------------
 def retrieval_hits(query_features: np.ndarray, wanted: np.ndarray, gallery_features: np.ndarray,
                    gallery_labels: np.ndarray, ks=range(1, 31)) -> dict[int, float]:
     """{k: share of queries with a top-k gallery item that has exactly the wanted attributes}.
@@ -98,7 +98,7 @@ def retrieval_hits(query_features: np.ndarray, wanted: np.ndarray, gallery_featu
     return {int(k): float((first_hit < k).mean()) for k in ks}
 
 
-# ---- realism: Frechet and kernel distances between feature sets ----------------------------------
+# ---- realism: Frechet and kernel distances between feature sets ---------------------------------
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """FID's formula on any features [N, D]: |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^1/2)."""
     from scipy import linalg

@@ -147,8 +147,8 @@ async function show() {
   const root = document.getElementById("trial");
   if (state.done) {
     const s = state.summary;
-    let html = `<h2 id="done">Done: ${s.trials} trials</h2><table id="summary"><tr><th>method</th>` +
-               `<th>overall</th>`;
+    let html = `<h2 id="done">Done: ${s.trials} trials</h2>` +
+               `<table id="summary"><tr><th>method</th><th>overall</th>`;
     const attrs = Object.keys(s.per_attribute);
     attrs.forEach(a => { html += `<th>${a}</th>`; });
     html += "</tr>";

@@ -47,13 +47,14 @@ def _claim_schema(workdir, schema, resuming, chief):
     path = os.path.join(workdir, trained.SCHEMA_FILE)
     if resuming and os.path.exists(path):
         saved = trained.read_schema(workdir)
-        if saved.names != schema.names or saved.to_dict() != schema.to_dict():
+        if saved.to_dict() != schema.to_dict():
             raise ValueError(
                 f"The checkpoints in {workdir} were trained on attributes {_describe(saved)}, but "
                 f"the data now has {_describe(schema)}. Use the original data, or a new "
                 f"--workdir.")
     if chief:
         schema.save(path)
+
 
 def make_strategy(name: str, devices: tuple[str, ...] = ()) -> tf.distribute.Strategy:
     if name == "auto":

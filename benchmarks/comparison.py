@@ -247,8 +247,9 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
         lines += tables(real)
     lines += ["", "## Commands", ""]
     for row in synth + real:
+        train_time = _minutes(row["walls"].get("train", 0))
         lines.append(f"- {row['name']}: `python -m amgan_tf.train {' '.join(row['flags'])} "
-                     f"--workdir={row['workdir']}` (training {_minutes(row['walls'].get('train', 0))}, "
+                     f"--workdir={row['workdir']}` (training {train_time}, "
                      f"evaluation {_minutes(row['walls'].get('evaluate', 0))})")
     missing = [name for name, _, _ in SYNTH + REAL
                if name not in {row["name"] for row in synth + real}]

@@ -5,10 +5,10 @@ command each time, and check that nothing was lost or damaged.
 
 Kills land at random moments: during start-up (restore, tracing), during training, and aimed at
 checkpoint writes (the kill follows the moment the write's temporary files appear; counted when
-the kill indeed left a write's temporary directory behind). At the end the storm's checkpoint must equal, tensor
-for tensor, that of an uninterrupted run of the same command (op determinism); every checkpoint
-left must read; TensorBoard event files must hold only whole records; and no kill may lose more
-than `checkpoint_every` steps. Used by tests/test_fault_tolerance.py in a small form.
+the kill indeed left a write's temporary directory behind). At the end the storm's checkpoint
+must equal, tensor for tensor, that of an uninterrupted run of the same command (op
+determinism); every checkpoint left must read; TensorBoard event files must hold only whole
+records; and no kill may lose more than `checkpoint_every` steps. Used by tests/test_fault_tolerance.py in a small form.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def compare_with_uninterrupted(binary: str, args_for, workdir: str) -> list[str]
     return [k for k in a if not np.array_equal(a[k], b[k])]
 
 
-# ---- the two binaries on tiny SynthFashion configs ------------------------------------------------
+# ---- the two binaries on tiny SynthFashion configs -----------------------------------------------
 def synth_flags(data_dir: str, seed: int = 3) -> list[str]:
     return [f"--data_dir={data_dir}", "--image_size=32", "--synth_num_train=400",
             "--synth_num_test=40", f"--synth_seed={seed}", "--deterministic", "--log_every=1"]
@@ -182,7 +182,8 @@ def classifier_args(data_dir: str, steps: int, checkpoint_every: int):
 
 def train_args(data_dir: str, classifier_workdir: str, steps: int, checkpoint_every: int):
     return lambda workdir: [
-        f"--workdir={workdir}", *synth_flags(data_dir), f"--classifier_workdir={classifier_workdir}",
+        f"--workdir={workdir}", *synth_flags(data_dir),
+        f"--classifier_workdir={classifier_workdir}",
         f"--steps={steps}", "--batch_size=4", "--n_critic=2", "--g_conv_dim=8", "--g_repeat_num=1",
         "--d_conv_dim=8", "--d_repeat_num=4", "--d_max_dim=32",
         f"--checkpoint_every={checkpoint_every}", "--sample_every=10000", "--eval_every=10000",

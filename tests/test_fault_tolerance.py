@@ -181,8 +181,8 @@ def test_train_binary_refuses_other_settings_and_falls_back(synth_config, tmp_pa
     root = str(tmp_path)
     cls_dir = os.path.join(root, "classifier")
     subprocess.run([sys.executable, "-m", "amgan_tf.train_classifier",
-                    *kill_storm.classifier_args(synth_config.data_dir, 4, 4)(cls_dir)], env=ENV, check=True,
-                   capture_output=True)
+                    *kill_storm.classifier_args(synth_config.data_dir, 4, 4)(cls_dir)], env=ENV,
+                   check=True, capture_output=True)
     args = kill_storm.train_args(synth_config.data_dir, cls_dir, 6, 1)(os.path.join(root, "run"))
 
     def train(*extra):
@@ -203,7 +203,7 @@ def test_train_binary_refuses_other_settings_and_falls_back(synth_config, tmp_pa
     assert "ckpt-2 is damaged" in result.stderr and "(step 1)" in result.stderr
 
 
-# ---- damaged data ----------------------------------------------------------------------------------
+# ---- damaged data --------------------------------------------------------------------------------
 def test_damaged_images_are_skipped_counted_and_labels_stay_attached(tmp_path):
     """5% of an image folder damaged four ways; every kept image still carries its own label
     (long-sleeve photos are red, short ones blue, so a shifted label would show)."""
@@ -237,7 +237,7 @@ def test_damaged_images_are_skipped_counted_and_labels_stay_attached(tmp_path):
     assert red.sum() == 37 and (~red).sum() == 39
 
 
-# ---- kill storms -------------------------------------------------------------------------------------
+# ---- kill storms ---------------------------------------------------------------------------------
 def _check_storm(stats, kills):
     assert stats["kills"] == kills, stats
     assert stats["differing_tensors"] == [], stats
