@@ -138,6 +138,9 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
                       "Attribute-CNN features for L_p: conv5, avgpool.", flag_values=fv)
     flags.DEFINE_float("crop_threshold", a.crop_threshold,
                        "D_C crop: attention >= this share of its max.", flag_values=fv)
+    flags.DEFINE_float("cam_target_power", a.cam_target_power,
+                       "L_a's target is the normalised CAM to this power (1 = the paper; > 1 "
+                       "sharpens it).", flag_values=fv)
     flags.DEFINE_float("learning_rate", a.learning_rate, "Adam lr of G and the critics.",
                        flag_values=fv)
     flags.DEFINE_float("beta1", a.beta_1, "Adam beta1.", flag_values=fv)
@@ -182,6 +185,7 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
                             max_dim=values.d_max_dim, dtype_policy=values.d_dtype_policy),
         use_dc=values.use_dc, attention_source=values.attention_source, weights=weights,
         perceptual_layers=tuple(values.perceptual_layers), crop_threshold=values.crop_threshold,
+        cam_target_power=values.cam_target_power,
         learning_rate=values.learning_rate, beta_1=values.beta1, beta_2=values.beta2,
         total_steps=values.steps)
     classifier = dc.replace(classifier_config(values, seed, log_every), data=data)

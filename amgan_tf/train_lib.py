@@ -35,7 +35,8 @@ RESUMABLE_CHANGES = ("steps", "strategy", "devices", "jit_compile", "determinist
                      "classifier_workdir", "data.data_dir", "data.manual_dir", "amgan.total_steps",
                      "amgan.xla_crops")
 # Changed on resume with a warning: the objective's weights and the optimizer's rates.
-TUNABLE_ON_RESUME = ("amgan.weights", "amgan.learning_rate", "amgan.beta_1", "amgan.beta_2")
+TUNABLE_ON_RESUME = ("amgan.weights", "amgan.cam_target_power", "amgan.learning_rate",
+                     "amgan.beta_1", "amgan.beta_2")
 
 
 def _describe(schema) -> str:

@@ -74,6 +74,9 @@ MUTATIONS = (
              "except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:",
              "except Image.DecompressionBombWarning as e:",
              (FAULTS + "::test_damaged_images_are_skipped_counted_and_labels_stay_attached",)),
+    Mutation("cam_target_power_ignored", "amgan_tf/models/amgan.py",
+             "a_star = a_star ** cfg.cam_target_power", "a_star = a_star",
+             (WIRING + "::test_sharpened_cam_target",)),
     # ---- evaluation metrics and the preference tool (issue 11) -------------------------------
     Mutation("retrieval_k_off_by_one", "amgan_tf/metrics.py",
              "float((first_hit < k).mean())", "float((first_hit <= k).mean())",

@@ -34,7 +34,8 @@ B, N_CRITIC, SIZE = 4, 2, 32
 LAMBDA = dict(lambda_cls=1.0, lambda_cyc=10.0, lambda_a=10.0, lambda_p=20.0, lambda_gp=10.0)
 
 
-def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=False) -> AMGAN:
+def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=False,
+               cam_target_power=1.0) -> AMGAN:
     keras.utils.set_random_seed(seed)
     cnn = AttributeCNN(SCHEMA, AttributeCNNConfig(image_size=SIZE, widths=(8, 8, 8)))
     config = AmganConfig(image_size=SIZE, batch_size=B, n_critic=N_CRITIC,
@@ -42,7 +43,8 @@ def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=Fal
                                                    dtype_policy=dtype_policy),
                          critic=CriticConfig(conv_dim=8, repeat_num=4, max_dim=32,
                                              dtype_policy=dtype_policy),
-                         total_steps=10, learning_rate=learning_rate, xla_crops=xla_crops)
+                         total_steps=10, learning_rate=learning_rate, xla_crops=xla_crops,
+                         cam_target_power=cam_target_power)
     return AMGAN(SCHEMA, config, cnn.build_on_zeros()).build_all()
 
 
@@ -138,7 +140,7 @@ def reference_generator(model, b):
         x_rec, _, _ = model.G(x_fake, b["m_org"])
         cyc = mean_per_example(tf.abs(b["x_real"] - x_rec))
         column = tf.gather(tf.constant(SCHEMA.manipulated_columns), b["r"])
-        a_star = cnn.cam(b["x_real"], column, b["c_org"])
+        a_star = cnn.cam(b["x_real"], column, b["c_org"]) ** model.config.cam_target_power
         att = mean_per_example(tf.abs(a[..., 0] - a_star))
         f_fake, f_ref = cnn.features(x_fake), cnn.features(b["x_ref"])
         perc = b["ref_weight"] * sum(mean_per_example(tf.square(f_fake[k] - f_ref[k]))
@@ -222,6 +224,17 @@ def test_every_logged_term_and_gradient_matches_the_paper(element):
     for recorded, grads in zip(model.d_opt.calls, critic_grads):
         assert_grads_match(recorded, model.critic_variables, grads)
     assert_grads_match(model.g_opt.calls[0], model.generator_variables, g_grads)
+
+
+def test_sharpened_cam_target(element):
+    """--cam_target_power=3: L_a against CAM^3, everything else unchanged."""
+    model = make_model(learning_rate=0.0, cam_target_power=3.0)
+    expected, _, _ = reference_iteration(model, element)
+    paper, _, _ = reference_iteration(make_model(learning_rate=0.0), element)
+    assert expected["G/L_a"] != pytest.approx(paper["G/L_a"], rel=1e-3)
+    assert_logs_match(tf.function(model.train_step)(element), expected)
+    with pytest.raises(ValueError, match="cam_target_power must be > 0"):
+        make_model(cam_target_power=0.0)
 
 
 def test_compiled_step_logs_match_the_paper(element):

@@ -39,6 +39,9 @@ class AmganConfig:
     weights: losses.LossWeights = dataclasses.field(default_factory=losses.LossWeights)
     perceptual_layers: tuple[str, ...] = ("conv5", "avgpool")
     crop_threshold: float = 0.5  # D_C crop: attention >= this share of its max
+    # L_a's target is the normalised CAM raised to this power (1 = the paper). A power > 1 keeps
+    # the CAM's ranking but lowers its leak outside the region (benchmarks/cam_target_fit.py).
+    cam_target_power: float = 1.0
     xla_crops: bool = False  # gather-based crops (tf.image.crop_and_resize has no XLA kernel)
     learning_rate: float = 1e-4
     beta_1: float = 0.5
@@ -52,6 +55,9 @@ class AmganConfig:
         if self.use_dc and self.generator.mode == "stargan":
             raise ValueError("D_C crops by the attention mask; the StarGAN generator has none "
                              "(set use_dc=False).")
+        if self.cam_target_power <= 0:
+            raise ValueError(f"cam_target_power must be > 0 (1 = the paper's CAM target), got "
+                             f"{self.cam_target_power}.")
         self.perceptual_layers = tuple(self.perceptual_layers)
 
     @property
@@ -228,6 +234,8 @@ class AMGAN(keras.Model):
             terms["cyc"] = losses.cycle_loss(x_real, x_rec)
             if w.lambda_a > 0 and cfg.attention_source == "generator":
                 a_star = tf.stop_gradient(self._cam(x_real, r, c_org))
+                if cfg.cam_target_power != 1.0:
+                    a_star = a_star ** cfg.cam_target_power
                 terms["att"] = losses.attention_loss(a, a_star)
             if w.lambda_p > 0:
                 f_fake = self.cnn.features(x_fake, training=False)
