@@ -46,9 +46,13 @@ def _steps(lines) -> list[int]:
     return [int(m.group(1)) for line in list(lines) for m in [_STEP.search(line)] if m]
 
 
-def _resumed(lines) -> int:
+def _resumed(lines) -> int | None:
+    """The step a run resumed from (0 for a fresh start), or None when it was killed before it
+    got that far (neither a resume line nor a training step)."""
     found = [int(m.group(1)) for line in lines for m in [_RESUMED.search(line)] if m]
-    return found[0] if found else 0
+    if found:
+        return found[0]
+    return 0 if _steps(lines) else None
 
 
 def checkpoint_tensors(ckpt_dir: str) -> dict:
@@ -101,6 +105,7 @@ def storm(binary: str, args: list[str], workdir: str, kills: int, checkpoint_eve
              "steps_lost_per_kill": [], "restarts": 0}
     startup = None
     last_step = 0  # the last step the previous (killed) run reported
+    pending_loss = False  # a kill whose loss the next run that resumes will show
     deadline = time.time() + max_seconds
     while True:
         t0 = time.time()
@@ -126,8 +131,9 @@ def storm(binary: str, args: list[str], workdir: str, kills: int, checkpoint_eve
                 proc.wait()
                 stats["kills"] += 1
                 stats["kills_during_startup"] += int(not _steps(lines))
-                stats["kills_during_checkpoint_write"] += int(bool(
-                    glob.glob(os.path.join(ckpt_dir, "*_temp*"))))
+                stats["kills_during_checkpoint_write"] += int(any(  # this run's own write
+                    os.path.getmtime(p) >= t0 for p in glob.glob(os.path.join(ckpt_dir,
+                                                                              "*_temp*"))))
             reader.join()
         else:
             proc.wait()
@@ -135,11 +141,13 @@ def storm(binary: str, args: list[str], workdir: str, kills: int, checkpoint_eve
         if time.time() > deadline:
             raise TimeoutError(f"The kill storm took over {max_seconds} s: {stats}")
         resumed = _resumed(lines)
-        if stats["restarts"]:
-            stats["steps_lost_per_kill"].append(max(0, last_step - resumed))
+        if resumed is not None:  # the work lost by the last kill shows where this run resumed
+            if pending_loss:
+                stats["steps_lost_per_kill"].append(max(0, last_step - resumed))
+            steps = _steps(lines)
+            last_step = max(steps) if steps else resumed
+        pending_loss = True
         stats["restarts"] += 1
-        steps = _steps(lines)
-        last_step = max(steps) if steps else resumed
         if proc.returncode == 0:
             break
         if proc.returncode != -9:
