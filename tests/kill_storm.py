@@ -8,7 +8,8 @@ checkpoint writes (the kill follows the moment the write's temporary files appea
 the kill indeed left a write's temporary directory behind). At the end the storm's checkpoint
 must equal, tensor for tensor, that of an uninterrupted run of the same command (op
 determinism); every checkpoint left must read; TensorBoard event files must hold only whole
-records; and no kill may lose more than `checkpoint_every` steps. Used by tests/test_fault_tolerance.py in a small form.
+records; and no kill may lose more than `checkpoint_every` steps. Used by
+tests/test_fault_tolerance.py in a small form.
 """
 
 from __future__ import annotations
