@@ -4,7 +4,7 @@ Any static server works (the page is plain HTML + JS); this one adds the two thi
 that a plain `python -m http.server` lacks: the model folder mounted at /model/ from anywhere on
 disk, and clear errors when the export or web/node_modules (the TF.js scripts, no CDN) is missing.
 
-    python -m serving.demo [--model=DIR|quickstart|clothing_small] [--port=8000]
+    python -m serving.demo [--model=DIR|quickstart] [--port=8000]
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def bundled_models() -> list[str]:
 
 
 def resolve_model(model: str) -> str:
-    """A bundled model's name (quickstart, clothing_small) or a folder -> the folder."""
+    """A bundled model's name (a folder of web/models/) or any folder -> the folder."""
     if os.sep not in model and not os.path.exists(model) and model in bundled_models():
         return os.path.join(BUNDLED_MODELS, model)
     return model
@@ -114,8 +114,8 @@ def serve(model_dir: str, port: int = 8000, host: str = "127.0.0.1", web: str = 
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "quickstart", "A TF.js export (python -m export --format=tfjs) or "
-                    "the name of a bundled one (web/models/: quickstart, the SynthFashion quick "
-                    "start; clothing_small, real photos, sleeve long <-> short).")
+                    "the name of a bundled one in web/models/ (quickstart: the SynthFashion "
+                    "quick start).")
 flags.DEFINE_integer("port", 8000, "Port (0 = any free one).")
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 exposes the demo).")
 
