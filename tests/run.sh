@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need on a fresh machine, then run them: the README's test command,
-# and what CI runs (.ci/run). Extra arguments go to pytest (e.g. -m "not slow", -k export).
+# and what CI runs (.ci/run). Extra arguments go to pytest (e.g. -k export; -m slow runs the
+# 20-kill storms that the default run leaves out).
 #   Python: the package with its cpu and test extras; tensorflow-serving-api and tensorflowjs with
 #           --no-deps (the first needs the full tensorflow wheel, the second pins TF 2.19).
 #   Node:   web/'s packages from the committed lock file (the TF.js check and the demo page).
