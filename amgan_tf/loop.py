@@ -107,16 +107,20 @@ def restore_newest_good(restore: Callable[[str], None], directory: str, *,
     return None
 
 
+def _write_state(directory: str, prefixes: list[str]) -> None:
+    """The `checkpoint` state file naming `prefixes` (newest first), if there are any."""
+    if prefixes:
+        tf.compat.v1.train.update_checkpoint_state(directory, prefixes[0],
+                                                   all_model_checkpoint_paths=prefixes[::-1])
+
+
 def _quarantine(directory: str, damaged: list[str], keep: list[str]) -> None:
     target = os.path.join(directory, DAMAGED_DIR)
     os.makedirs(target, exist_ok=True)
     for prefix in damaged:
         for path in _files_of(prefix):
             shutil.move(path, os.path.join(target, os.path.basename(path)))
-    good = [p for p in keep if p not in damaged]
-    if good:
-        tf.compat.v1.train.update_checkpoint_state(directory, good[0],
-                                                   all_model_checkpoint_paths=good[::-1])
+    _write_state(directory, [p for p in keep if p not in damaged])
     log.warning("Moved %d damaged checkpoint(s) to %s.", len(damaged), target)
 
 
@@ -150,8 +154,7 @@ class Checkpoints:
             if listed is None or not listed.model_checkpoint_path:
                 log.warning("The checkpoint state file %s is damaged; rebuilding it from the "
                             "checkpoint files.", state)
-                tf.compat.v1.train.update_checkpoint_state(
-                    directory, found[0], all_model_checkpoint_paths=found[::-1])
+                _write_state(directory, found)
         return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
 
     def save(self, step: int) -> None:

@@ -90,12 +90,22 @@ def retrieval_hits(query_features: np.ndarray, wanted: np.ndarray, gallery_featu
     wanted, gallery_labels = np.asarray(wanted), np.asarray(gallery_labels)
     d = (q ** 2).sum(1)[:, None] - 2 * q @ g.T + (g ** 2).sum(1)[None]
     order = np.argsort(d, axis=1, kind="stable")
-    known = wanted >= 0
-    match = np.all((gallery_labels[None] == wanted[:, None]) | ~known[:, None], axis=2)  # [Q, G]
+    match = _matches(wanted, gallery_labels)
     ranked = np.take_along_axis(match, order, axis=1)
     # rank of the first match; never a hit when nothing in the gallery matches, whatever k
     first_hit = np.where(ranked.any(1), ranked.argmax(1), np.iinfo(np.int64).max)
     return {int(k): float((first_hit < k).mean()) for k in ks}
+
+
+def _matches(wanted: np.ndarray, gallery_labels: np.ndarray) -> np.ndarray:
+    """bool [Q, G]: gallery item g has every known (>= 0) wanted label of query q."""
+    known = wanted >= 0
+    return np.all((gallery_labels[None] == wanted[:, None]) | ~known[:, None], axis=2)
+
+
+def retrieval_ceiling(wanted: np.ndarray, gallery_labels: np.ndarray) -> float:
+    """Share of queries whose wanted labels exist in the gallery at all: the best any k reaches."""
+    return float(_matches(np.asarray(wanted), np.asarray(gallery_labels)).any(axis=1).mean())
 
 
 # ---- realism: Frechet and kernel distances between feature sets ---------------------------------

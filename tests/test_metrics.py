@@ -55,6 +55,8 @@ def test_retrieval_hits_on_a_toy_gallery():
     assert hits == {1: 0.5, 2: 0.5, 3: 1.0, 4: 1.0}
     none = metrics.retrieval_hits(queries[:1], np.array([[2, 2]]), gallery, labels, ks=[4, 30])
     assert none == {4: 0.0, 30: 0.0}  # k beyond the gallery's size finds nothing new
+    assert metrics.retrieval_ceiling(wanted, labels) == 1.0
+    assert metrics.retrieval_ceiling(np.array([[2, 2], [0, -1]]), labels) == 0.5
 
 
 def test_frechet_and_kernel_distances_known_values():

@@ -13,6 +13,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests import kill_storm
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": ROOT}
 
@@ -60,11 +62,7 @@ def test_smoke_run_trains_classifier_first_and_writes_everything(trained):
 
 
 def _checkpoint_tensors(workdir):
-    """Every tensor of the latest checkpoint but the save counter (it counts saves, not steps)."""
-    path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
-    reader = tf.train.load_checkpoint(path)
-    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
-            if "OBJECT_GRAPH" not in k and not k.startswith("save_counter")}
+    return kill_storm.checkpoint_tensors(os.path.join(workdir, "checkpoints"))
 
 
 def test_killed_run_resumes_exactly_like_an_uninterrupted_one(synth_config, trained, tmp_path):
