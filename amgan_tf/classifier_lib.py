@@ -46,6 +46,7 @@ def accuracy_per_attribute(model: AttributeCNN, data: datasets.ExampleSet,
             for a, c, t in zip(data.schema.attributes, correct, total)}
 
 
+RUN_RECORD = "classifier_config.json"  # the run's settings, compared on resume; read by evaluation
 # Settings a resumed run may change: its length, cadences and where the data lives.
 RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "eval_batch_size", "stop_after",
                      "deterministic", "test_split", "data.data_dir", "data.manual_dir")
@@ -60,7 +61,7 @@ def run(config: ClassifierConfig, workdir: str) -> dict:
     if config.model.image_size != config.data.image_size:
         config.model = dataclasses.replace(config.model, image_size=config.data.image_size)
     ckpt_dir = os.path.join(workdir, "checkpoints")
-    loop.claim_workdir(os.path.join(workdir, "classifier_config.json"), config.to_dict(),
+    loop.claim_workdir(os.path.join(workdir, RUN_RECORD), config.to_dict(),
                        RESUMABLE_CHANGES, resuming=bool(loop.checkpoint_prefixes(ckpt_dir)))
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

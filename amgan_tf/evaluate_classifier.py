@@ -1,7 +1,9 @@
 """Score a trained attribute CNN: per-attribute accuracy and, on SynthFashion, where its CAMs land.
 
-    python -m amgan_tf.evaluate_classifier --flagfile=configs/classifier_synthfashion.cfg \
-        --workdir=DIR [--cam_grid=docs/cam_grid.png]
+    python -m amgan_tf.evaluate_classifier --workdir=DIR [--split=test] [--cam_grid=PNG]
+
+The data is the one the workdir was trained on (its classifier_config.json); dataset flags given
+on the command line override it (e.g. --data_dir when the prepared data moved).
 
 CAM checks use the ground-truth masks that only SynthFashion has: for sleeve, the share of test
 images whose CAM maximum lies in the sleeve-or-arm region; for every manipulated attribute, the CAM
@@ -30,11 +32,20 @@ flags.DEFINE_string("output", "", "Metrics JSON (default: <workdir>/classifier_e
 flags.mark_flag_as_required("workdir")
 
 
+def _recorded_data(workdir: str) -> dict | None:
+    """The data config train_classifier recorded (None for a model folder without one)."""
+    path = os.path.join(workdir, classifier_lib.RUN_RECORD)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["data"]
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)
     try:
-        data_config = flags_common.dataset_config(FLAGS)
+        data_config = flags_common.dataset_config(FLAGS, _recorded_data(FLAGS.workdir))
         model = classifier_lib.load_trained(FLAGS.workdir)
         from amgan_tf.data import datasets
         data = datasets.load_split(data_config, FLAGS.split)

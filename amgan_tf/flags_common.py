@@ -6,6 +6,7 @@ values to the `*_config` converters. Flags given on the command line override a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from absl import flags
@@ -34,7 +35,21 @@ def define_dataset_flags(fv: flags.FlagValues = flags.FLAGS):
                         '{"attribute": "sleeve", "value_map": {"longsleeve": "long"}}.', flag_values=fv)
 
 
-def dataset_config(values: flags.FlagValues) -> DatasetConfig:
+# DatasetConfig field -> the flag that sets it.
+_DATASET_FLAGS = {"name": "dataset", "image_size": "image_size", "manual_dir": "manual_dir",
+                  "data_dir": "data_dir", "resize": "resize", "num_train": "synth_num_train",
+                  "num_test": "synth_num_test", "seed": "synth_seed",
+                  "reader_options": "reader_options"}
+
+
+def dataset_config(values: flags.FlagValues, recorded: dict | None = None) -> DatasetConfig:
+    """The dataset flags as a config; with `recorded` (a workdir's saved data config), only the
+    flags actually given override it, so a tool pointed at a workdir reads that run's data."""
+    if recorded is not None:
+        config = DatasetConfig(**recorded)
+        given = {field: getattr(dataset_config(values), field)
+                 for field, flag in _DATASET_FLAGS.items() if values[flag].present}
+        return dataclasses.replace(config, **given)
     try:
         options = json.loads(values.reader_options)
     except json.JSONDecodeError as e:
