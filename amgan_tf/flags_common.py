@@ -146,9 +146,9 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
     flags.DEFINE_enum("attention_source", a.attention_source, ATTENTION_SOURCES,
                       "generator: learned mask; cam: the attribute CNN's CAM is the mask.",
                       flag_values=fv)
-    for name in ("lambda_cls", "lambda_cyc", "lambda_a", "lambda_p", "lambda_gp",
-                 "lambda_mask_mean", "lambda_mask_tv", "lambda_id"):
-        flags.DEFINE_float(name, getattr(w, name), f"Loss weight {name}.", flag_values=fv)
+    for field in dataclasses.fields(w):
+        flags.DEFINE_float(field.name, getattr(w, field.name), f"Loss weight {field.name}.",
+                           flag_values=fv)
     flags.DEFINE_list("perceptual_layers", list(a.perceptual_layers),
                       "Attribute-CNN features for L_p: conv5, avgpool.", flag_values=fv)
     flags.DEFINE_float("crop_threshold", a.crop_threshold,
@@ -188,9 +188,7 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
     from amgan_tf.models.networks import CriticConfig, GeneratorConfig
     from amgan_tf.configs import TrainConfig
     data = dataset_config(values)
-    weights = LossWeights(**{k: getattr(values, k) for k in (
-        "lambda_cls", "lambda_cyc", "lambda_a", "lambda_p", "lambda_gp", "lambda_mask_mean",
-        "lambda_mask_tv", "lambda_id")})
+    weights = LossWeights(**{f.name: getattr(values, f.name) for f in dc.fields(LossWeights)})
     amgan = AmganConfig(
         image_size=data.image_size, batch_size=values.batch_size, n_critic=values.n_critic,
         generator=GeneratorConfig(conv_dim=values.g_conv_dim, repeat_num=values.g_repeat_num,

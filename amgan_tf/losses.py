@@ -183,6 +183,18 @@ def perceptual_loss(features_fake: Sequence, features_ref: Sequence, weight) -> 
     return weight * total
 
 
+def outside_change_loss(x_real, x_fake, region) -> tf.Tensor:
+    """L_out [B] = mean (1 - region) |x* - x| per example: change where the edit has no business.
+
+    region [B,H,W] or [B,H,W,1] in [0, 1], 1 where the edit may act. Not in the paper: L_cyc only
+    asks that an edit can be undone, which a background change made both ways satisfies.
+    """
+    x_real, x_fake = _f32(x_real), _f32(x_fake)
+    _check_same_shape(x_real, x_fake, "outside_change_loss")
+    keep = 1.0 - _as_map(_f32(region))[..., None]
+    return _mean_per_example(keep * tf.abs(x_fake - x_real))
+
+
 # ---- GANimation mask regularisers ------------------------------------------------------------------
 def attention_mean_loss(a) -> tf.Tensor:
     """[B] mean(a): pushes the mask towards "no edit" (GANimation uses 0.1 * mean(A))."""
@@ -210,12 +222,13 @@ class LossWeights:
     lambda_mask_mean: float = 0.0  # GANimation: 0.1
     lambda_mask_tv: float = 0.0  # GANimation: 1e-5
     lambda_id: float = 0.0  # SaGAN: identity reconstruction |G(x, m_org) - x| (its code: 100)
+    lambda_out: float = 0.0  # ours: change outside the CAM-derived edit region (issue 14)
 
 
 # Generator term name -> LossWeights field (None = weight 1).
 GENERATOR_TERMS = {"adv": None, "cls": "lambda_cls", "cyc": "lambda_cyc", "att": "lambda_a",
                    "perc": "lambda_p", "mask_mean": "lambda_mask_mean", "mask_tv": "lambda_mask_tv",
-                   "id": "lambda_id"}
+                   "id": "lambda_id", "out": "lambda_out"}
 
 
 def _weighted_sum(pairs) -> tf.Tensor:

@@ -174,6 +174,21 @@ def test_mask_regularisers():
     np.testing.assert_allclose(_np(losses.attention_tv_loss(a[..., 0])), [6.0])
 
 
+def test_outside_change_loss_counts_only_the_change_outside_the_region():
+    x = tf.zeros([2, 2, 2, 3])
+    # image 0: +1 on the top row in all channels; image 1: -0.5 everywhere
+    x_fake = tf.stack([tf.constant([[[1.0] * 3] * 2, [[0.0] * 3] * 2]), tf.fill([2, 2, 3], -0.5)])
+    region = tf.constant([[[1.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [0.5, 0.0]]])
+    # image 0: top-left inside (weight 0), top-right outside (weight 1): 1 * 3 / 12 channels-pixels
+    # image 1: weights 0, 0, 0.5, 1 times 0.5, 3 channels each: (0.25 + 0.5) * 3 / 12
+    np.testing.assert_allclose(_np(losses.outside_change_loss(x, x_fake, region)), [0.25, 0.1875])
+    np.testing.assert_allclose(_np(losses.outside_change_loss(x, x_fake, region[..., None])),
+                               [0.25, 0.1875])
+    np.testing.assert_allclose(_np(losses.outside_change_loss(x, x, region)), [0.0, 0.0])
+    with pytest.raises(ValueError, match="outside_change_loss"):
+        losses.outside_change_loss(x, x[:, :1], region)
+
+
 # ---- objectives --------------------------------------------------------------------------------
 def test_objectives():
     w = losses.LossWeights()
@@ -187,6 +202,8 @@ def test_objectives():
     gw = losses.LossWeights(lambda_mask_mean=0.1, lambda_mask_tv=1e-5)
     g = losses.generator_objective({"adv": one, "mask_mean": one, "mask_tv": one}, gw)
     np.testing.assert_allclose(_np(g), [1.10001, 2.20002], rtol=1e-6)
+    g = losses.generator_objective({"adv": one, "out": one}, losses.LossWeights(lambda_out=3.0))
+    np.testing.assert_allclose(_np(g), [4.0, 8.0])
     with pytest.raises(ValueError):
         losses.generator_objective({"adv": one, "cycle": one}, w)
     d = losses.discriminator_objective(one, one, one, w)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from amgan_tf import losses
 from amgan_tf.attributes import Attribute, AttributeSchema
 from amgan_tf.data import synthfashion
 from amgan_tf.imaging import to_float
@@ -35,7 +36,7 @@ LAMBDA = dict(lambda_cls=1.0, lambda_cyc=10.0, lambda_a=10.0, lambda_p=20.0, lam
 
 
 def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=False,
-               cam_target_power=1.0) -> AMGAN:
+               cam_target_power=1.0, lambda_out=0.0) -> AMGAN:
     keras.utils.set_random_seed(seed)
     cnn = AttributeCNN(SCHEMA, AttributeCNNConfig(image_size=SIZE, widths=(8, 8, 8)))
     config = AmganConfig(image_size=SIZE, batch_size=B, n_critic=N_CRITIC,
@@ -44,7 +45,8 @@ def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=Fal
                          critic=CriticConfig(conv_dim=8, repeat_num=4, max_dim=32,
                                              dtype_policy=dtype_policy),
                          total_steps=10, learning_rate=learning_rate, xla_crops=xla_crops,
-                         cam_target_power=cam_target_power)
+                         cam_target_power=cam_target_power,
+                         weights=losses.LossWeights(lambda_out=lambda_out))
     return AMGAN(SCHEMA, config, cnn.build_on_zeros()).build_all()
 
 
@@ -146,8 +148,18 @@ def reference_generator(model, b):
         perc = b["ref_weight"] * sum(mean_per_example(tf.square(f_fake[k] - f_ref[k]))
                                      for k in ("conv5", "avgpool"))
         terms = {"L_adv": adv, "L_cls": cls, "L_cyc": cyc, "L_a": att, "L_p": perc}
-        total = tf.reduce_mean(adv + LAMBDA["lambda_cls"] * cls + LAMBDA["lambda_cyc"] * cyc
-                               + LAMBDA["lambda_a"] * att + LAMBDA["lambda_p"] * perc)
+        total = (adv + LAMBDA["lambda_cls"] * cls + LAMBDA["lambda_cyc"] * cyc
+                 + LAMBDA["lambda_a"] * att + LAMBDA["lambda_p"] * perc)
+        lambda_out = model.config.weights.lambda_out
+        if lambda_out:  # input's CAM of c_org or output's of c_trg, grown 1 px each way at 32 px
+            region = tf.maximum(cnn.cam(b["x_real"], column, b["c_org"]),
+                                cnn.cam(x_fake, column, b["c_trg"]))
+            region = tf.nn.max_pool2d(region[..., None], 2 * (SIZE // 32) + 1, 1, "SAME")[..., 0]
+            region = tf.stop_gradient(region)  # a target: G must not move the CAM to cover more
+            terms["L_out"] = mean_per_example((1.0 - region[..., None])
+                                              * tf.abs(x_fake - b["x_real"]))
+            total += lambda_out * terms["L_out"]
+        total = tf.reduce_mean(total)
     grads = tape.gradient(total, model.generator_variables)
     logs = {f"G/{k}": tf.reduce_mean(v) for k, v in terms.items()}
     logs.update({"G/total": total, "G/attention_mean": tf.reduce_mean(a)})
@@ -235,6 +247,19 @@ def test_sharpened_cam_target(element):
     assert_logs_match(tf.function(model.train_step)(element), expected)
     with pytest.raises(ValueError, match="cam_target_power must be > 0"):
         make_model(cam_target_power=0.0)
+
+
+def test_outside_change_term(element):
+    """--lambda_out: L_out logged and weighted into G's objective; gradients as the reference's."""
+    model = make_model(lambda_out=5.0)
+    expected, _, g_grads = reference_iteration(model, element)
+    assert expected["G/L_out"] > 0
+    paper, _, _ = reference_iteration(make_model(), element)
+    assert expected["G/total"] == pytest.approx(paper["G/total"] + 5.0 * expected["G/L_out"],
+                                                rel=1e-4)
+    model.d_opt, model.g_opt = RecordingOptimizer(), RecordingOptimizer()
+    assert_logs_match(model.train_step(element), expected)
+    assert_grads_match(model.g_opt.calls[0], model.generator_variables, g_grads)
 
 
 def test_compiled_step_logs_match_the_paper(element):

@@ -24,7 +24,8 @@ from amgan_tf.ops.components import attention_boxes, crop_to_boxes
 ATTENTION_SOURCES = ("generator", "cam")
 # Generator loss terms as the paper names them (TensorBoard and console).
 PAPER_NAMES = {"adv": "L_adv", "cls": "L_cls", "cyc": "L_cyc", "att": "L_a", "perc": "L_p",
-               "mask_mean": "L_mask_mean", "mask_tv": "L_mask_tv", "id": "L_id"}
+               "mask_mean": "L_mask_mean", "mask_tv": "L_mask_tv", "id": "L_id",
+               "out": "L_out"}
 
 
 @dataclasses.dataclass
@@ -63,7 +64,8 @@ class AmganConfig:
     @property
     def needs_attribute_cnn(self) -> bool:
         w = self.weights
-        return w.lambda_a > 0 or w.lambda_p > 0 or self.attention_source == "cam"
+        return (w.lambda_a > 0 or w.lambda_p > 0 or w.lambda_out > 0
+                or self.attention_source == "cam")
 
 
 @keras.saving.register_keras_serializable("amgan_tf")
@@ -169,6 +171,14 @@ class AMGAN(keras.Model):
             return self.G(x, m, attention_override=self._cam(x, r, c_of_x)[..., None])
         return self.G(x, m)
 
+    def _edit_region(self, cam_org, x_fake, r, c_trg):
+        """Where an edit may act, for L_out: the input's CAM of its current value or the output's
+        CAM of the target value (long -> sleeveless bares arms the "long" CAM never covers), grown
+        by image_size / 32 pixels each way because CAMs are coarse."""
+        cam = tf.maximum(cam_org, self._cam(tf.stop_gradient(x_fake), r, c_trg))
+        grow = 2 * (self.config.image_size // 32) + 1
+        return tf.stop_gradient(tf.nn.max_pool2d(cam[..., None], grow, 1, "SAME"))
+
     def _crops(self, a, *images):
         boxes = attention_boxes(a, self.config.crop_threshold)
         return [crop_to_boxes(img, boxes, self.crop_size, xla_compatible=self.config.xla_crops)
@@ -232,11 +242,17 @@ class AMGAN(keras.Model):
             terms["adv"], terms["cls"] = adv, cls
             x_rec, a_rec, _ = self.generate(x_fake, m_org, r, c_trg)
             terms["cyc"] = losses.cycle_loss(x_real, x_rec)
-            if w.lambda_a > 0 and cfg.attention_source == "generator":
-                a_star = tf.stop_gradient(self._cam(x_real, r, c_org))
+            guided = w.lambda_a > 0 and cfg.attention_source == "generator"
+            if guided or w.lambda_out > 0:
+                cam_org = tf.stop_gradient(self._cam(x_real, r, c_org))
+            if guided:
+                a_star = cam_org
                 if cfg.cam_target_power != 1.0:
                     a_star = a_star ** cfg.cam_target_power
                 terms["att"] = losses.attention_loss(a, a_star)
+            if w.lambda_out > 0:
+                region = self._edit_region(cam_org, x_fake, r, c_trg)
+                terms["out"] = losses.outside_change_loss(x_real, x_fake, region)
             if w.lambda_p > 0:
                 f_fake = self.cnn.features(x_fake, training=False)
                 f_ref = self.cnn.features(x_ref, training=False)
