@@ -34,7 +34,21 @@ flags.DEFINE_integer("counterfactual_images", 300, "SynthFashion test images for
 flags.DEFINE_string("output", "", "Folder for the results (default: WORKDIR/evaluation).")
 flags.DEFINE_integer("retrieval_images", 1000, "Test images for retrieval and FID/KID (half "
                      "gallery, half edited queries; 0 = skip).")
+flags.DEFINE_list("region_examples", [], "Region edits for examples.png, e.g. "
+                  "colour:orange@sleeve:sleeveless (orange only inside the sleeveless edit's mask).")
 flags.mark_flag_as_required("workdir")
+
+
+def _region_examples(specs: list[str]):
+    """'colour:orange@sleeve:sleeveless' -> (('colour', 'orange'), ('sleeve', 'sleeveless'))."""
+    out = []
+    for spec in specs:
+        pair = tuple(tuple(part.split(":")) for part in spec.split("@"))
+        if len(pair) != 2 or any(len(p) != 2 for p in pair):
+            raise ValueError(f"--region_examples: {spec!r} is not attribute:value@attribute:value "
+                             f"(e.g. colour:orange@sleeve:sleeveless).")
+        out.append(pair)
+    return out
 
 
 def _progress(what: str) -> None:
@@ -78,7 +92,8 @@ def evaluate() -> dict:
                   dashed=tuple(k for k in curves if k.endswith("(input)")),
                   colour_key=lambda name: name.replace(" (input)", "")).save(
             os.path.join(output, "retrieval.png"))
-    evaluation.sample_sheet(model, images[:4], labels[:4]).save(
+    evaluation.sample_sheet(model, images[:4], labels[:4],
+                            region_edits=_region_examples(FLAGS.region_examples)).save(
         os.path.join(output, "examples.png"))
     if config.data.name == "synthfashion" and FLAGS.counterfactual_images:
         start = config.data.num_train  # the test split follows the training examples

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from amgan_tf import metrics
 from amgan_tf.attributes import MISSING, AttributeSchema
-from amgan_tf.edit import apply_edit
+from amgan_tf.edit import REGION_THRESHOLD, apply_edit
 from amgan_tf.imaging import to_float
 from amgan_tf.visualize import labelled_grid, mask_rgb
 
@@ -129,31 +129,52 @@ def retrieval_and_realism(model, judge, images: np.ndarray, labels: np.ndarray,
     return out
 
 
-def sample_sheet(model, images: np.ndarray, labels: np.ndarray, scale: int = 2):
-    """Rows of (input, then the input manipulated to every value of every attribute), each followed
-    by a row of the attention masks; captions name the target."""
+def region_edit(model, images: np.ndarray, edit: tuple[str, str], region: tuple[str, str],
+                threshold: float = REGION_THRESHOLD):
+    """(uint8 edited images, mask): `edit` (attribute, value) applied only inside the mask of
+    `region` (attribute, value), by the same `apply_edit` as the CLI (Eq. 12). Needs the model's
+    own attention: a CAM-attention model's mask does not depend on the target."""
+    if getattr(getattr(model, "config", None), "attention_source", "generator") == "cam":
+        raise ValueError("Region edits need a learned attention mask; this model uses the CAM.")
+    n = len(images)
+    m = tf.constant(np.repeat(model.schema.encode(*edit)[None], n, 0))
+    m_region = tf.constant(np.repeat(model.schema.encode(*region)[None], n, 0))
+    return apply_edit(lambda x, mm: model.generate(x, mm)[1:], images, m, int(images.shape[1]),
+                      m_region, threshold, True)
+
+
+def sample_sheet(model, images: np.ndarray, labels: np.ndarray, scale: int = 2,
+                 region_edits=()):
+    """Rows of (input, then the input manipulated to every value of every attribute, then each
+    region edit ((attribute, value), (region attribute, region value))), each followed by a row
+    of the attention masks; captions name the target."""
     schema = model.schema
     n = len(images)
     targets = [(r, v) for r, a in enumerate(schema.manipulated) for v in range(len(a.values))]
     tiles, captions = [], []
-    results = []
+    results, names = [], []
     for r, v in targets:
         x_fake, a, _ = next(manipulate_batches(model, images, labels, r,
                                                np.full(n, v, np.int32), batch_size=n))
         results.append((x_fake.numpy(), a.numpy()[..., 0]))
+        names.append(schema.manipulated[r].values[v][:8])
+    for edit, region in region_edits:
+        x_fake, a = region_edit(model, images, edit, region)
+        results.append((x_fake.numpy(), a.numpy()[..., 0]))
+        names.append(f"{edit[1][:6]} in {region[1][:6]}")
     blank = np.full_like(images[0], 255)
     for i in range(n):
         tiles.append(images[i])
         captions.append(["input"])
-        for (r, v), (fake, _) in zip(targets, results):
+        for name, (fake, _) in zip(names, results):
             tiles.append(fake[i])
-            captions.append([schema.manipulated[r].values[v][:8]])
+            captions.append([name])
         tiles.append(blank)
         captions.append(["mask"])
         for _, att in results:
             tiles.append(mask_rgb(att[i]))
             captions.append([""])
-    return labelled_grid(np.stack(tiles), captions, cols=1 + len(targets), scale=scale,
+    return labelled_grid(np.stack(tiles), captions, cols=1 + len(results), scale=scale,
                          font_size=9)
 
 

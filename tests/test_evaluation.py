@@ -102,6 +102,33 @@ def _lookup(synth, idx):
     return {images[i].tobytes(): int(i) for i in idx}
 
 
+def test_region_edit_of_a_perfect_model_recolours_only_the_sleeves():
+    """colour -> orange inside the mask of sleeve -> sleeveless, with masks = the truly changed
+    regions: the sleeves turn orange (the orange counterfactual there), nothing else moves."""
+    synth = SynthFashion(0, 32)
+    idx = np.arange(6)
+    images, labels = synth.arrays(0, 6)
+    model = TruthMaskModel(synth, _lookup(synth, idx))
+    edit, region = ("colour", "orange"), ("sleeve", "sleeveless")
+    out, mask = evaluation.region_edit(model, images, edit, region)
+    out, mask = out.numpy(), mask.numpy()[..., 0]
+    checked = 0
+    for i in idx:
+        sleeves = np.any(synth.example(int(i), sleeve="sleeveless")[0] != images[i], axis=-1)
+        orange = synth.example(int(i), colour="orange")[0]
+        np.testing.assert_array_equal(mask[i] > 0, sleeves)  # Eq. 12 inside: the region's mask
+        np.testing.assert_array_equal(out[i][~sleeves], images[i][~sleeves])
+        np.testing.assert_array_equal(out[i][sleeves], orange[sleeves])
+        checked += int(sleeves.any() and labels[i, 1] != SCHEMA.value_index("colour", "orange"))
+    assert checked >= 2  # figures with sleeves whose colour really changed
+    sheet = np.asarray(evaluation.sample_sheet(model, images[:2], labels[:2], scale=1,
+                                               region_edits=[(edit, region)]))
+    assert sheet.shape[1] == 4 + (2 + SCHEMA.num_values) * (32 + 4)  # one more column
+    np.testing.assert_array_equal(sheet[4:36, -36:-4], out[0])  # the last tile of row 0
+    with pytest.raises(ValueError, match="Unknown value|unknown value|not a value"):
+        evaluation.region_edit(model, images, ("colour", "plaid"), region)
+
+
 def test_ground_truth_scores_of_a_perfect_edit_and_of_doing_nothing():
     synth = SynthFashion(0, 32)
     idx = np.arange(6)

@@ -255,7 +255,8 @@ def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_pat
     result = subprocess.run(
         [sys.executable, "-m", "amgan_tf.evaluate", f"--workdir={workdir}",
          f"--judge_workdir={tmp_path / 'judge'}", "--num_images=40", "--counterfactual_images=4",
-         "--retrieval_images=40", f"--output={tmp_path / 'eval'}"],
+         "--retrieval_images=40", f"--output={tmp_path / 'eval'}",
+         "--region_examples=colour:orange@sleeve:sleeveless"],
         env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout[result.stdout.index("{"):])
@@ -282,6 +283,9 @@ def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_pat
     out = tmp_path / "eval"
     for name in ("metrics.json", "retrieval.png", "examples.png"):
         assert os.path.exists(out / name), name
+    # input, every value and the region edit: 32 px tiles at scale 2 plus 4 px margins
+    columns = 2 + synth_test.schema.num_values
+    assert Image.open(out / "examples.png").width == 4 + columns * (2 * 32 + 4)
     with open(out / "evaluation.md") as f:
         table = f.read()
     judge_row = next(line for line in table.splitlines() if line.startswith("| independent"))
