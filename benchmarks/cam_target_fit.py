@@ -8,7 +8,8 @@ If a* itself leaks outside the truly changed region, so will the attention. For 
 attribute and each target sharpness s (the normalised CAM raised to the power s) this prints the
 L1 distance to the true region (what L_a measures), the IoU at 0.5 and at the best threshold, and
 the mean target value outside the region (the leak). With --workdir it adds the trained G's own
-attention as a row, for comparison.
+attention as a row, for comparison. Rows with "the target on the truth" add the CAM of the target
+value on the true counterfactual (the edit region --lambda_out uses, for a perfect edit).
 """
 
 from __future__ import annotations
@@ -56,17 +57,26 @@ def main(argv):
     for r, attr in enumerate(schema.manipulated):
         targets = manipulation_targets(labels, schema, r)
         col = schema.manipulated_columns[r]
-        truth = np.stack([
-            np.abs(synth.example(i, **{attr.name: attr.values[int(t)]})[0].astype(int)
-                   - img.astype(int)).max(-1) > 0
-            for i, t, img in zip(indices, targets, images)])
+        truths = np.stack([synth.example(i, **{attr.name: attr.values[int(t)]})[0]
+                           for i, t in zip(indices, targets)])
+        truth = np.abs(truths.astype(int) - images.astype(int)).max(-1) > 0
         cam = cnn.cam(x, col, labels[:, col]).numpy()
+        # --lambda_out's region: also the CAM of the TARGET value on the edited image (here the
+        # true counterfactual, i.e. a perfect edit), grown by image_size / 32 px each way.
+        x_true = tf.constant(truths.astype(np.float32) / 127.5 - 1.0)
+        union = np.maximum(cam, cnn.cam(x_true, col, targets).numpy())
+        grow = 2 * (FLAGS.image_size // 32) + 1
+        region = tf.nn.max_pool2d(union[..., None], grow, 1, "SAME").numpy()[..., 0]
         print(f"\n{attr.name}: {len(images)} test figures, truly changed region "
               f"{truth.mean():.1%} of the pixels")
         print("| target | L1 to the true region | IoU at 0.5 | best IoU | mean outside |")
         print("|---|---|---|---|---|")
         for s in map(float, FLAGS.sharpness):
             _row(f"CAM^{s:g}", cam ** s, truth)
+            _row(f"max(CAM, CAM of the target on the truth)^{s:g}", union ** s, truth)
+        _row("L_out region (that max, grown)", region, truth)
+        print(f"L_out weight (1 - region) on truly changed pixels: {(1 - region)[truth].mean():.3f}"
+              f", elsewhere: {(1 - region)[~metrics.dilate(truth, 1)].mean():.3f}")
         if model is not None:
             m = model.schema.encode_batch(np.full(len(targets), r), targets)
             a, _ = model.attention_and_colour(x, tf.constant(m))
