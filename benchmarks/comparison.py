@@ -3,8 +3,9 @@ scored by one independent judge; restartable across sittings.
 
     python benchmarks/comparison.py [--root=runs/compare] [--only=AMGAN,StarGAN] [--no_train]
 
-Every method trains with its config from configs/ (all built on quickstart.cfg: same data, sizes,
-iterations and seed) into ROOT/<slug>, sharing one attribute CNN (ROOT/classifier). The judge is
+Every method trains with its config from configs/ (all built on synthfashion_cpu.cfg: same data,
+sizes, iterations, decoder and seed; "AMGAN (quick start)" adds the quick start's loss departures)
+into ROOT/<slug>, sharing one attribute CNN (ROOT/classifier). The judge is
 trained once with configs/classifier_synthfashion_judge.cfg (another seed and backbone). The
 real-photo rows train AMGAN and StarGAN on clothing_small and are judged by a clothing_small CNN of
 another seed and layout. Finished runs are skipped, unfinished ones resume from their checkpoints
@@ -30,7 +31,8 @@ sys.path.insert(0, ROOT)
 
 # (name, slug, training flags); the synthetic rows first, then the real-photo ones.
 SYNTH = [
-    ("AMGAN", "amgan", ["--flagfile=configs/quickstart.cfg"]),
+    ("AMGAN (quick start)", "amgan_quickstart", ["--flagfile=configs/quickstart.cfg"]),
+    ("AMGAN", "amgan", ["--flagfile=configs/synthfashion_cpu.cfg"]),
     ("StarGAN", "stargan", ["--flagfile=configs/stargan.cfg"]),
     ("GANimation", "ganimation", ["--flagfile=configs/ganimation.cfg"]),
     ("SaGAN", "sagan", ["--flagfile=configs/sagan.cfg"]),
