@@ -64,6 +64,10 @@ def evaluate() -> dict:
     output = FLAGS.output or os.path.join(FLAGS.workdir, "evaluation")
     os.makedirs(output, exist_ok=True)
     model, cnn, config = trained.load_trained(FLAGS.workdir)
+    region_edits = _region_examples(FLAGS.region_examples)
+    for pair in region_edits:  # unknown names fail now, not after minutes of scoring
+        for attribute, value in pair:
+            model.schema.encode(attribute, value)
     test = datasets.load_split(config.data, "test",
                                limit=max(FLAGS.num_images, FLAGS.retrieval_images))
     images, labels = test.images[:FLAGS.num_images], test.labels[:FLAGS.num_images]
@@ -93,7 +97,7 @@ def evaluate() -> dict:
                   colour_key=lambda name: name.replace(" (input)", "")).save(
             os.path.join(output, "retrieval.png"))
     evaluation.sample_sheet(model, images[:4], labels[:4],
-                            region_edits=_region_examples(FLAGS.region_examples)).save(
+                            region_edits=region_edits).save(
         os.path.join(output, "examples.png"))
     if config.data.name == "synthfashion" and FLAGS.counterfactual_images:
         start = config.data.num_train  # the test split follows the training examples

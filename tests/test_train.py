@@ -293,3 +293,17 @@ def test_evaluate_binary_uses_the_independent_judge(trained, synth_test, tmp_pat
     assert "| independent judge, change nothing |" in table and "| change nothing |" in table
     sleeve_row = next(line for line in table.splitlines() if line.startswith("| sleeve"))
     assert f"{err['sleeve']['amgan']:.2f} / {err['sleeve']['input']:.2f}" in sleeve_row
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("colour:plaid@sleeve:sleeveless", "valid values: red"),
+    ("colour:orange", "is not attribute:value@attribute:value"),
+])
+def test_evaluate_refuses_a_bad_region_example_before_scoring(trained, tmp_path, spec, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "amgan_tf.evaluate", f"--workdir={trained[0]}",
+         f"--output={tmp_path}", f"--region_examples={spec}"],
+        env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert "evaluate: manipulation accuracy" not in result.stderr  # refused before any work
