@@ -62,24 +62,31 @@ def project(tmp_path_factory):
     return where
 
 
-def _run(cmd, cwd):
-    assert cmd[:2] == ["python", "-m"], cmd
-    args = [sys.executable, *cmd[1:], *TINY.get(cmd[2], [])]
-    result = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, f"{shlex.join(cmd)}\n{result.stderr[-4000:]}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def ran(project):
-    """Runs the block's commands in order up to (not including) the demo server."""
-    commands = readme_commands()
-    results = {cmd[2]: _run(cmd, project) for cmd in commands[:-1]}
+    """Runs the block's commands in order up to (not including) the demo server, stopping at the
+    first failure; the tests check the exit codes, so a failing command fails a test."""
+    commands, results = readme_commands(), {}
+    for cmd in commands[:-1]:
+        assert cmd[:2] == ["python", "-m"], cmd
+        args = [sys.executable, *cmd[1:], *TINY.get(cmd[2], [])]
+        results[cmd[2]] = subprocess.run(args, cwd=project, env=ENV, capture_output=True,
+                                         text=True, timeout=900)
+        if results[cmd[2]].returncode:
+            break
     return commands, results
+
+
+def succeeded(results, *modules):
+    for module in modules:
+        assert module in results, f"{module} did not run: an earlier command failed"
+        result = results[module]
+        assert result.returncode == 0, f"{module}\n{result.stderr[-4000:]}"
 
 
 def test_attribute_cnn_trains_on_the_mapped_folders_and_is_evaluated_on_them(project, ran):
     _, results = ran
+    succeeded(results, "amgan_tf.train_classifier", "amgan_tf.evaluate_classifier")
     with open(project / "runs/my_photos/classifier/classifier_config.json") as f:
         recorded = json.load(f)["data"]
     assert recorded["name"] == "image_folder"
@@ -95,6 +102,7 @@ def test_attribute_cnn_trains_on_the_mapped_folders_and_is_evaluated_on_them(pro
 
 def test_amgan_uses_that_cnn_and_the_edit_and_exports_exist(project, ran):
     _, results = ran
+    succeeded(results, "amgan_tf.train", "amgan_tf.manipulate", "export")
     assert "No trained attribute CNN" not in results["amgan_tf.train"].stderr  # step 1's is reused
     with open(project / "runs/my_photos/train_config.json") as f:
         assert json.load(f)["data"]["reader_options"]["value_map"] == {"longsleeve": "long",
@@ -108,7 +116,8 @@ def test_amgan_uses_that_cnn_and_the_edit_and_exports_exist(project, ran):
 
 def test_demo_serves_the_exported_model(project, ran):
     need_web()
-    commands, _ = ran
+    commands, results = ran
+    succeeded(results, "export")
     demo = commands[-1] + ["--port=8767"]
     proc = subprocess.Popen([sys.executable, *demo[1:]], cwd=project, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
