@@ -46,10 +46,10 @@ def dataset_config(values: flags.FlagValues, recorded: dict | None = None) -> Da
     """The dataset flags as a config; with `recorded` (a workdir's saved data config), only the
     flags actually given override it, so a tool pointed at a workdir reads that run's data."""
     if recorded is not None:
-        config = DatasetConfig(**recorded)
-        given = {field: getattr(dataset_config(values), field)
-                 for field, flag in _DATASET_FLAGS.items() if values[flag].present}
-        return dataclasses.replace(config, **given)
+        given = [field for field, flag in _DATASET_FLAGS.items() if values[flag].present]
+        flagged = dataset_config(values) if given else None
+        return dataclasses.replace(DatasetConfig(**recorded),
+                                   **{field: getattr(flagged, field) for field in given})
     try:
         options = json.loads(values.reader_options)
     except json.JSONDecodeError as e:

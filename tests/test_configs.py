@@ -123,3 +123,17 @@ def test_comparison_configs_share_the_budget_and_keep_the_papers_losses(name):
     assert config.amgan.generator.upsample == quick.amgan.generator.upsample == "resize"
     assert config.amgan.cam_target_power == 1.0 and config.amgan.weights.lambda_out == 0.0
     assert quick.amgan.cam_target_power == 3.0 and quick.amgan.weights.lambda_out == 50.0
+
+
+def test_recorded_dataset_config_with_only_the_given_flags_overriding():
+    fv = flags.FlagValues()
+    flags_common.define_dataset_flags(fv)
+    recorded = dataclasses.asdict(flags_common.DatasetConfig(
+        name="image_folder", image_size=32, manual_dir="photos",
+        reader_options={"attribute": "sleeve"}))
+    fv(["prog"])
+    assert dataclasses.asdict(flags_common.dataset_config(fv, recorded)) == recorded
+    fv(["prog", "--data_dir=/elsewhere"])
+    config = flags_common.dataset_config(fv, recorded)
+    assert config.data_dir == "/elsewhere"
+    assert (config.name, config.image_size, config.manual_dir) == ("image_folder", 32, "photos")

@@ -162,8 +162,8 @@ class AMGAN(keras.Model):
         return self.G(x, m, training=training)
 
     # ---- pieces --------------------------------------------------------------------------------
-    def _cam(self, x, r, value):
-        return self.cnn.cam(x, tf.gather(self.r_columns, r), value)
+    def _cam(self, x, r, value, conv5=None):
+        return self.cnn.cam(x, tf.gather(self.r_columns, r), value, conv5=conv5)
 
     def generate(self, x, m, r=None, c_of_x=None):
         """(x*, a, z); with CAM attention the mask is the CAM of x's current value of attribute r."""
@@ -171,13 +171,15 @@ class AMGAN(keras.Model):
             return self.G(x, m, attention_override=self._cam(x, r, c_of_x)[..., None])
         return self.G(x, m)
 
-    def _edit_region(self, cam_org, x_fake, r, c_trg):
+    def _edit_region(self, cam_org, x_fake, conv5_fake, r, c_trg):
         """Where an edit may act, for L_out: the input's CAM of its current value or the output's
         CAM of the target value (long -> sleeveless bares arms the "long" CAM never covers), grown
-        by image_size / 32 pixels each way because CAMs are coarse."""
-        cam = tf.maximum(cam_org, self._cam(tf.stop_gradient(x_fake), r, c_trg))
+        by image_size / 32 pixels each way because CAMs are coarse. conv5_fake: the CNN's conv5
+        features of x_fake, shared with L_p."""
+        cam_trg = self._cam(x_fake, r, c_trg, conv5=conv5_fake)  # no gradient: see below
+        cam = tf.maximum(cam_org, cam_trg)
         grow = 2 * (self.config.image_size // 32) + 1
-        return tf.stop_gradient(tf.nn.max_pool2d(cam[..., None], grow, 1, "SAME"))
+        return tf.stop_gradient(tf.nn.max_pool2d(cam[..., None], grow, 1, "SAME"))  # a target
 
     def _crops(self, a, *images):
         boxes = attention_boxes(a, self.config.crop_threshold)
@@ -250,11 +252,12 @@ class AMGAN(keras.Model):
                 if cfg.cam_target_power != 1.0:
                     a_star = a_star ** cfg.cam_target_power
                 terms["att"] = losses.attention_loss(a, a_star)
+            if w.lambda_p > 0 or w.lambda_out > 0:  # one CNN pass on x_fake serves both
+                f_fake = self.cnn.features(x_fake, training=False)
             if w.lambda_out > 0:
-                region = self._edit_region(cam_org, x_fake, r, c_trg)
+                region = self._edit_region(cam_org, x_fake, f_fake["conv5"], r, c_trg)
                 terms["out"] = losses.outside_change_loss(x_real, x_fake, region)
             if w.lambda_p > 0:
-                f_fake = self.cnn.features(x_fake, training=False)
                 f_ref = self.cnn.features(x_ref, training=False)
                 terms["perc"] = losses.perceptual_loss(
                     [f_fake[k] for k in cfg.perceptual_layers],
