@@ -21,6 +21,7 @@ from absl import app, flags
 from amgan_tf import metrics, trained
 from amgan_tf.data.synthfashion import SynthFashion
 from amgan_tf.evaluation import manipulation_targets
+from amgan_tf.models.amgan import edit_region
 from amgan_tf.models.attribute_cnn import load_attribute_cnn
 
 FLAGS = flags.FLAGS
@@ -62,11 +63,11 @@ def main(argv):
         truth = np.abs(truths.astype(int) - images.astype(int)).max(-1) > 0
         cam = cnn.cam(x, col, labels[:, col]).numpy()
         # --lambda_out's region: also the CAM of the TARGET value on the edited image (here the
-        # true counterfactual, i.e. a perfect edit), grown by image_size / 32 px each way.
+        # true counterfactual, i.e. a perfect edit), grown.
         x_true = tf.constant(truths.astype(np.float32) / 127.5 - 1.0)
-        union = np.maximum(cam, cnn.cam(x_true, col, targets).numpy())
-        grow = 2 * (FLAGS.image_size // 32) + 1
-        region = tf.nn.max_pool2d(union[..., None], grow, 1, "SAME").numpy()[..., 0]
+        cam_trg = cnn.cam(x_true, col, targets).numpy()
+        union = np.maximum(cam, cam_trg)
+        region = edit_region(cam, cam_trg, FLAGS.image_size).numpy()[..., 0]
         print(f"\n{attr.name}: {len(images)} test figures, truly changed region "
               f"{truth.mean():.1%} of the pixels")
         print("| target | L1 to the true region | IoU at 0.5 | best IoU | mean outside |")

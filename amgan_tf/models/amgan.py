@@ -68,6 +68,14 @@ class AmganConfig:
                 or self.attention_source == "cam")
 
 
+def edit_region(cam_org, cam_trg, image_size: int) -> tf.Tensor:
+    """Where an edit may act, for L_out, [B, H, W, 1]: the input's CAM of its current value or the
+    output's CAM of the target value (long -> sleeveless bares arms the "long" CAM never covers),
+    grown by image_size / 32 pixels each way because CAMs are coarse. CAMs [B, H, W]."""
+    grow = 2 * (image_size // 32) + 1
+    return tf.nn.max_pool2d(tf.maximum(cam_org, cam_trg)[..., None], grow, 1, "SAME")
+
+
 @keras.saving.register_keras_serializable("amgan_tf")
 class HalfConstantLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Constant for the first half of training, then linear to 0 (the paper's schedule).
@@ -172,14 +180,10 @@ class AMGAN(keras.Model):
         return self.G(x, m)
 
     def _edit_region(self, cam_org, x_fake, conv5_fake, r, c_trg):
-        """Where an edit may act, for L_out: the input's CAM of its current value or the output's
-        CAM of the target value (long -> sleeveless bares arms the "long" CAM never covers), grown
-        by image_size / 32 pixels each way because CAMs are coarse. conv5_fake: the CNN's conv5
-        features of x_fake, shared with L_p."""
-        cam_trg = self._cam(x_fake, r, c_trg, conv5=conv5_fake)  # no gradient: see below
-        cam = tf.maximum(cam_org, cam_trg)
-        grow = 2 * (self.config.image_size // 32) + 1
-        return tf.stop_gradient(tf.nn.max_pool2d(cam[..., None], grow, 1, "SAME"))  # a target
+        """`edit_region` of this step; conv5_fake: the CNN's conv5 features of x_fake, shared
+        with L_p (no gradient flows: the region is a target)."""
+        cam_trg = self._cam(x_fake, r, c_trg, conv5=conv5_fake)
+        return tf.stop_gradient(edit_region(cam_org, cam_trg, self.config.image_size))
 
     def _crops(self, a, *images):
         boxes = attention_boxes(a, self.config.crop_threshold)
