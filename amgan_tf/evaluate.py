@@ -35,7 +35,7 @@ flags.DEFINE_string("output", "", "Folder for the results (default: WORKDIR/eval
 flags.DEFINE_integer("retrieval_images", 1000, "Test images for retrieval and FID/KID (half "
                      "gallery, half edited queries; 0 = skip).")
 flags.DEFINE_list("region_examples", [], "Region edits for examples.png, e.g. "
-                  "colour:orange@sleeve:sleeveless (orange only inside the sleeveless edit's mask).")
+                  "colour:orange@sleeve:sleeveless (orange only inside the sleeveless mask).")
 flags.mark_flag_as_required("workdir")
 
 
@@ -65,9 +65,8 @@ def evaluate() -> dict:
     os.makedirs(output, exist_ok=True)
     model, cnn, config = trained.load_trained(FLAGS.workdir)
     region_edits = _region_examples(FLAGS.region_examples)
-    for pair in region_edits:  # unknown names fail now, not after minutes of scoring
-        for attribute, value in pair:
-            model.schema.encode(attribute, value)
+    for edit, region in region_edits:  # refused now, not after minutes of scoring
+        evaluation.region_edit_vectors(model, edit, region)
     test = datasets.load_split(config.data, "test",
                                limit=max(FLAGS.num_images, FLAGS.retrieval_images))
     images, labels = test.images[:FLAGS.num_images], test.labels[:FLAGS.num_images]

@@ -129,16 +129,21 @@ def retrieval_and_realism(model, judge, images: np.ndarray, labels: np.ndarray,
     return out
 
 
+def region_edit_vectors(model, edit: tuple[str, str], region: tuple[str, str]):
+    """(m, m_region) of a region edit; a clear error for unknown names or a CAM-attention model,
+    so callers can check before any work."""
+    if getattr(getattr(model, "config", None), "attention_source", "generator") == "cam":
+        raise ValueError("Region edits need a learned attention mask; this model uses the CAM.")
+    return model.schema.encode(*edit), model.schema.encode(*region)
+
+
 def region_edit(model, images: np.ndarray, edit: tuple[str, str], region: tuple[str, str],
                 threshold: float = REGION_THRESHOLD):
     """(uint8 edited images, mask): `edit` (attribute, value) applied only inside the mask of
     `region` (attribute, value), by the same `apply_edit` as the CLI (Eq. 12). Needs the model's
     own attention: a CAM-attention model's mask does not depend on the target."""
-    if getattr(getattr(model, "config", None), "attention_source", "generator") == "cam":
-        raise ValueError("Region edits need a learned attention mask; this model uses the CAM.")
-    n = len(images)
-    m = tf.constant(np.repeat(model.schema.encode(*edit)[None], n, 0))
-    m_region = tf.constant(np.repeat(model.schema.encode(*region)[None], n, 0))
+    m, m_region = (tf.constant(np.repeat(v[None], len(images), 0))
+                   for v in region_edit_vectors(model, edit, region))
     return apply_edit(lambda x, mm: model.generate(x, mm)[1:], images, m, int(images.shape[1]),
                       m_region, threshold, True)
 

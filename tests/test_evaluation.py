@@ -1,5 +1,7 @@
 """Evaluation metrics on stand-in models whose right answers are known."""
 
+import types
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -127,6 +129,9 @@ def test_region_edit_of_a_perfect_model_recolours_only_the_sleeves():
     np.testing.assert_array_equal(sheet[4:36, -36:-4], out[0])  # the last tile of row 0
     with pytest.raises(ValueError, match="Unknown value|unknown value|not a value"):
         evaluation.region_edit(model, images, ("colour", "plaid"), region)
+    model.config = types.SimpleNamespace(attention_source="cam")  # the CAM-attention ablation
+    with pytest.raises(ValueError, match="need a learned attention mask"):
+        evaluation.region_edit_vectors(model, edit, region)
 
 
 def test_ground_truth_scores_of_a_perfect_edit_and_of_doing_nothing():
