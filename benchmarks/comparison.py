@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -58,7 +59,10 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("root", "runs/compare", "Folder of all runs.")
 flags.DEFINE_list("only", [], "Train/evaluate only these methods (names or slugs).")
 flags.DEFINE_boolean("no_train", False, "Only evaluate and write the report from what exists.")
-flags.DEFINE_list("extra_flags", [], "Flags added to every training command (smoke tests).")
+flags.DEFINE_string("extra_flags", "", "Flags added to every AMGAN training command, as one "
+                    "shell-quoted string (smoke tests: tiny sizes and steps).")
+flags.DEFINE_string("judge_extra_flags", "", "Flags added to the judges' training commands, as "
+                    "one shell-quoted string.")
 flags.DEFINE_string("results", os.path.join(ROOT, "docs", "RESULTS.md"), "Report to write.")
 
 
@@ -95,7 +99,8 @@ def ensure_judge(slug: str) -> str:
         os.makedirs(workdir, exist_ok=True)
         print(f"Training the independent {slug} judge in {workdir}...", flush=True)
         _add_wall(workdir, "train", _python_m("amgan_tf.train_classifier", [
-            *JUDGES[slug], f"--workdir={workdir}"], os.path.join(workdir, "log.txt")))
+            *JUDGES[slug], f"--workdir={workdir}", *shlex.split(FLAGS.judge_extra_flags)],
+            os.path.join(workdir, "log.txt")))
     return workdir
 
 
@@ -103,11 +108,11 @@ def run_method(name: str, slug: str, train_flags: list[str], classifier: str, ju
     workdir = os.path.join(FLAGS.root, slug)
     os.makedirs(workdir, exist_ok=True)
     log = os.path.join(workdir, "log.txt")
+    args = [*train_flags, f"--workdir={workdir}", f"--classifier_workdir={classifier}",
+            *shlex.split(FLAGS.extra_flags)]
     if not FLAGS.no_train and not _finished(workdir):
         print(f"Training {name} in {workdir} (resumes if stopped before)...", flush=True)
-        _add_wall(workdir, "train", _python_m("amgan_tf.train", [
-            *train_flags, f"--workdir={workdir}", f"--classifier_workdir={classifier}",
-            *FLAGS.extra_flags], log))
+        _add_wall(workdir, "train", _python_m("amgan_tf.train", args, log))
     evaluation = os.path.join(workdir, "evaluation")
     if _finished(workdir) and not os.path.exists(os.path.join(evaluation, "metrics.json")):
         print(f"Evaluating {name}...", flush=True)
@@ -121,7 +126,7 @@ def run_method(name: str, slug: str, train_flags: list[str], classifier: str, ju
     walls_path = os.path.join(workdir, "wall_seconds.json")
     walls = json.load(open(walls_path)) if os.path.exists(walls_path) else {}
     return {"name": name, "slug": slug, "workdir": workdir, "report": report, "walls": walls,
-            "flags": train_flags}
+            "command": shlex.join(["python", "-m", "amgan_tf.train", *args])}
 
 
 # ---- the report ----------------------------------------------------------------------------------
@@ -250,9 +255,16 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
     lines += ["", "## Commands", ""]
     for row in synth + real:
         train_time = _minutes(row["walls"].get("train", 0))
-        lines.append(f"- {row['name']}: `python -m amgan_tf.train {' '.join(row['flags'])} "
-                     f"--workdir={row['workdir']}` (training {train_time}, "
+        lines.append(f"- {row['name']}: `{row['command']}` (training {train_time}, "
                      f"evaluation {_minutes(row['walls'].get('evaluate', 0))})")
+    for slug, group in (("synth", synth), ("clothing", real)):
+        if group:
+            judge = os.path.join(FLAGS.root, f"judge_{slug}")
+            lines.append(f"- the {slug} judge: `" + shlex.join(
+                ["python", "-m", "amgan_tf.train_classifier", *JUDGES[slug],
+                 f"--workdir={judge}", *shlex.split(FLAGS.judge_extra_flags)]) + "`")
+    lines.append("- each method's scores: `python -m amgan_tf.evaluate --workdir=<its workdir> "
+                 "--judge_workdir=<its judge> --output=<its workdir>/evaluation`")
     missing = [name for name, _, _ in SYNTH + REAL
                if name not in {row["name"] for row in synth + real}]
     if missing:

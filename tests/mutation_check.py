@@ -94,6 +94,9 @@ MUTATIONS = (
              "flags_common.dataset_config(FLAGS)",
              ("tests/test_own_photos.py::test_attribute_cnn_trains_on_the_mapped_folders_and_is_evaluated_on_them",)),
     # ---- evaluation metrics and the preference tool (issue 11) -------------------------------
+    Mutation("comparison_retrains_finished_runs", "benchmarks/comparison.py",
+             'return "wall_seconds_this_run" in json.load(f)', "return False",
+             ("tests/test_comparison.py",)),
     Mutation("retrieval_k_off_by_one", "amgan_tf/metrics.py",
              "float((first_hit < k).mean())", "float((first_hit <= k).mean())",
              (METRICS + "::test_retrieval_hits_on_a_toy_gallery",)),
