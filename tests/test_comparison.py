@@ -1,4 +1,4 @@
-"""benchmarks/comparison.py end to end on tiny settings: the ~7-hour comparison must not fail at
+"""benchmarks/comparison.py end to end on tiny settings: the hours-long comparison must not fail at
 its last step, and a second invocation must reuse what the first one finished."""
 
 import json
