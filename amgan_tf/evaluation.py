@@ -224,7 +224,7 @@ def counterfactual_error(model, synth, indices, batch_size: int = 64,
         err = np.abs(fake - cf)
         base = np.abs(images.astype(np.float32) - cf)
         n_out = np.maximum(outside.sum() * 3, 1)
-        changed = base.max(axis=-1) > 0
+        changed = metrics.changed_region(images, cf)
         unchanged = ~metrics.dilate(changed, 1)[..., None]
         n_unchanged = np.maximum(unchanged.sum() * 3, 1)
         best_iou, best_threshold = metrics.best_threshold_iou(attention, changed)

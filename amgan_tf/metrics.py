@@ -40,6 +40,14 @@ def dilate(mask: np.ndarray, pixels: int = 1) -> np.ndarray:
     return out
 
 
+def changed_region(image: np.ndarray, truth: np.ndarray, grow: int = 0) -> np.ndarray:
+    """bool [B, H, W]: pixels where the true counterfactual differs from the input in any channel
+    (compared as floats, so uint8 cannot wrap), grown by `grow` px for the antialiased edge that
+    SynthFashion's masks leave out. The one definition every ground-truth score uses."""
+    changed = np.abs(np.asarray(image, np.float32) - np.asarray(truth, np.float32)).max(-1) > 0
+    return dilate(changed, grow) if grow else changed
+
+
 def mask_scores(attention: np.ndarray, truth: np.ndarray, threshold: float = 0.5) -> dict:
     """IoU, precision and recall of `attention >= threshold` against the bool `truth` region,
     pooled over all pixels of all images. An empty denominator scores 1 (nothing predicted: no

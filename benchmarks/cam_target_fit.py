@@ -60,7 +60,7 @@ def main(argv):
         col = schema.manipulated_columns[r]
         truths = np.stack([synth.example(i, **{attr.name: attr.values[int(t)]})[0]
                            for i, t in zip(indices, targets)])
-        truth = np.abs(truths.astype(int) - images.astype(int)).max(-1) > 0
+        truth = metrics.changed_region(images, truths)
         cam = cnn.cam(x, col, labels[:, col]).numpy()
         # --lambda_out's region: also the CAM of the TARGET value on the edited image (here the
         # true counterfactual, i.e. a perfect edit), grown.

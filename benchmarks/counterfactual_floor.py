@@ -24,7 +24,7 @@ from absl import app, flags
 
 from amgan_tf.data.synthfashion import SynthFashion, render
 from amgan_tf.evaluation import manipulation_targets
-from amgan_tf.metrics import dilate
+from amgan_tf.metrics import changed_region
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("images", 300, "Test figures (from index --num_train on, as evaluate).")
@@ -42,7 +42,7 @@ def edit_floor(synth: SynthFashion, index: int, attr: str, value: str, samples: 
     truth_spec = spec.replace(**{attr: value})
     truth, _ = render(truth_spec, synth.size)
     x, truth = x.astype(np.float32), truth.astype(np.float32)
-    changed = dilate((np.abs(x - truth).max(axis=-1) > 0)[None], 1)[0][..., None]
+    changed = changed_region(x[None], truth[None], grow=1)[0][..., None]
     if spec.pattern != "plain" or truth_spec.pattern == "plain":
         draws = [truth]  # the phase is visible (or irrelevant): the oracle can be exact
     else:

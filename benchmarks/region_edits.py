@@ -18,7 +18,7 @@ from absl import app, flags
 from amgan_tf import trained
 from amgan_tf.data.synthfashion import SynthFashion
 from amgan_tf.edit import apply_edit
-from amgan_tf.metrics import dilate
+from amgan_tf.metrics import changed_region
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained SynthFashion AMGAN workdir.")
@@ -41,8 +41,9 @@ def main(argv):
         image, _, _ = synth.example(i)
         cf, _, _ = synth.example(i, **{region[0]: region[1]})
         images.append(image)
-        truth.append(np.abs(cf.astype(int) - image.astype(int)).max(-1) > 0)
-    images, truth = np.stack(images), dilate(np.stack(truth), 1)
+        truth.append(cf)
+    images = np.stack(images)
+    truth = changed_region(images, np.stack(truth), grow=1)
     keep = truth.reshape(len(truth), -1).any(axis=1)
     images, truth = images[keep], truth[keep]
     n = len(images)

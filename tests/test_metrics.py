@@ -71,3 +71,14 @@ def test_frechet_and_kernel_distances_known_values():
     other_mean, _ = metrics.kernel_distance(a, a + shift, subset_size=200)
     assert abs(same_mean) < 3 * same_std + 1e-3 and other_mean > 100 * max(abs(same_mean), 1e-3)
     assert metrics.kernel_distance(a, a, seed=1) == metrics.kernel_distance(a, a, seed=1)
+
+
+def test_changed_region_compares_all_channels_and_grows():
+    image = np.zeros((1, 5, 5, 3), np.uint8)
+    truth = image.copy()
+    truth[0, 2, 2, 1] = 1  # one channel of one pixel, one level: changed
+    truth[0, 0, 4, 0] = 0  # equal: not changed
+    np.testing.assert_array_equal(metrics.changed_region(image, truth)[0],
+                                  np.eye(5, dtype=bool) & (np.arange(5) == 2)[:, None])
+    grown = metrics.changed_region(image, truth, grow=1)[0]
+    assert grown.sum() == 9 and grown[1:4, 1:4].all()
