@@ -93,14 +93,20 @@ def _finished(workdir: str) -> bool:
         return "wall_seconds_this_run" in json.load(f)  # written only at the last step
 
 
-def ensure_judge(slug: str) -> str:
+def judge_args(slug: str) -> tuple[str, list[str]]:
+    """(workdir, train_classifier arguments) of the independent judge of group `slug`."""
     workdir = os.path.join(FLAGS.root, f"judge_{slug}")
+    return workdir, [*JUDGES[slug], f"--workdir={workdir}",
+                     *shlex.split(FLAGS.judge_extra_flags)]
+
+
+def ensure_judge(slug: str) -> str:
+    workdir, args = judge_args(slug)
     if not os.path.exists(os.path.join(workdir, "classifier_metrics.json")):
         os.makedirs(workdir, exist_ok=True)
         print(f"Training the independent {slug} judge in {workdir}...", flush=True)
-        _add_wall(workdir, "train", _python_m("amgan_tf.train_classifier", [
-            *JUDGES[slug], f"--workdir={workdir}", *shlex.split(FLAGS.judge_extra_flags)],
-            os.path.join(workdir, "log.txt")))
+        _add_wall(workdir, "train", _python_m("amgan_tf.train_classifier", args,
+                                              os.path.join(workdir, "log.txt")))
     return workdir
 
 
@@ -259,10 +265,8 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
                      f"evaluation {_minutes(row['walls'].get('evaluate', 0))})")
     for slug, group in (("synth", synth), ("clothing", real)):
         if group:
-            judge = os.path.join(FLAGS.root, f"judge_{slug}")
             lines.append(f"- the {slug} judge: `" + shlex.join(
-                ["python", "-m", "amgan_tf.train_classifier", *JUDGES[slug],
-                 f"--workdir={judge}", *shlex.split(FLAGS.judge_extra_flags)]) + "`")
+                ["python", "-m", "amgan_tf.train_classifier", *judge_args(slug)[1]]) + "`")
     lines.append("- each method's scores: `python -m amgan_tf.evaluate --workdir=<its workdir> "
                  "--judge_workdir=<its judge> --output=<its workdir>/evaluation`")
     missing = [name for name, _, _ in SYNTH + REAL
