@@ -173,14 +173,15 @@ class GeneratorModule(tf.Module):
     variables converts to a TFLite model that silently returns NaN), so G is held untracked and
     only `[v.value for v in G.variables]` is saved."""
 
-    def __init__(self, generator, image_size: int):
+    def __init__(self, generator, image_size: int, subpixel: bool = False):
         super().__init__()
         self.__dict__["_generator"] = generator  # untracked
         self.generator_variables = [v.value for v in generator.variables]
         self.__dict__["_size"] = int(image_size)
+        self.__dict__["_subpixel"] = bool(subpixel)  # see networks.transpose_conv_as_subpixel
 
     def _generate(self, x, m):
-        _, a, z = self._generator(x, m)
+        _, a, z = self._generator(x, m, subpixel=self._subpixel)
         return a, z
 
 

@@ -67,8 +67,8 @@ def write_manifest(output: str, trained, image_size: int, fmt: str, **extra) -> 
 class PortableModule(GeneratorModule):
     """The vector-driven edit for TFLite and TF.js."""
 
-    def __init__(self, generator, schema, image_size: int):
-        super().__init__(generator, image_size)
+    def __init__(self, generator, schema, image_size: int, subpixel: bool = True):
+        super().__init__(generator, image_size, subpixel)
         self.__dict__["_m_dim"] = schema.m_dim
 
     def edit(self, image, ms, region_threshold, region_inside):

@@ -9,7 +9,8 @@ from amgan_tf import losses
 from amgan_tf.data import pipeline, synthfashion
 from amgan_tf.models.amgan import AMGAN, AmganConfig, HalfConstantLinearDecay
 from amgan_tf.models.attribute_cnn import AttributeCNN, AttributeCNNConfig
-from amgan_tf.models.networks import CriticConfig, Generator, GeneratorConfig
+from amgan_tf.models.networks import (CriticConfig, Generator, GeneratorConfig,
+                                      transpose_conv_as_subpixel)
 
 SCHEMA = synthfashion.schema()
 
@@ -101,6 +102,23 @@ def test_resize_upsampling_has_no_checkerboard():
         GeneratorConfig(upsample="bicubic")
 
 
+
+def test_subpixel_form_of_the_transposed_convolution_is_exact():
+    """The exports' plain-convolution form of G's 4x4 stride-2 transposed convolution equals
+    Keras' Conv2DTranspose, on non-square odd sizes and in a whole G (the paper's decoder)."""
+    keras.utils.set_random_seed(3)
+    layer = keras.layers.Conv2DTranspose(5, 4, strides=2, padding="same", use_bias=False)
+    x = tf.random.normal((2, 7, 9, 3))
+    want = layer(x)
+    got = transpose_conv_as_subpixel(x, layer.kernel)
+    assert got.shape == want.shape == (2, 14, 18, 5)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1))
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1)
+    m = tf.constant(SCHEMA.encode_batch(np.array([0, 1]), np.array([1, 2])))
+    for plain, sub in zip(g(x, m), g(x, m, subpixel=True)):
+        np.testing.assert_allclose(sub, plain, atol=1e-5)
+        assert float(tf.reduce_max(tf.abs(plain))) > 1e-2  # not trivially zero
 def test_lr_schedule_constant_then_linear_to_zero():
     sched = HalfConstantLinearDecay(1e-4, 100)
     assert float(sched(0)) == pytest.approx(1e-4) and float(sched(50)) == pytest.approx(1e-4)

@@ -1,6 +1,7 @@
 // Runs amgan_tf's TF.js export in Node with the wasm backend (the browser's runtime), so tests can
 // compare it with the SavedModel. Usage:
-//   node node_check.mjs MODEL_DIR REQUEST.json RESULT.json [REPEATS]
+//   node node_check.mjs MODEL_DIR REQUEST.json RESULT.json [REPEATS] [--profile]
+// --profile also prints the kernel time per op type to stderr (where the time goes).
 // REQUEST.json: {"image": {"shape": [1,H,W,3], "data": [...uint8]}, "ms": [[...], ...],
 //                "region_threshold": 0.5, "region_inside": 1}
 // RESULT.json: {"image": {shape, data}, "attention": {shape, data}, "backend", "ms_per_run"}.
@@ -33,7 +34,9 @@ function fileHandler(dir) {  // pure tfjs has no file:// loader in Node (that is
   };
 }
 
-const [modelDir, requestPath, resultPath, repeatsArg] = process.argv.slice(2);
+const args = process.argv.slice(2).filter((a) => a !== '--profile');
+const profile = process.argv.includes('--profile');
+const [modelDir, requestPath, resultPath, repeatsArg] = args;
 if (!modelDir || !requestPath || !resultPath) {
   console.error('usage: node node_check.mjs MODEL_DIR REQUEST.json RESULT.json [REPEATS]');
   process.exit(2);
@@ -68,6 +71,15 @@ for (let i = 0; i < repeats; i++) {
   times.push(performance.now() - t0);
 }
 times.sort((a, b) => a - b);
+if (profile) {
+  const info = await tf.profile(async () => tf.dispose(await run()));
+  const byOp = {};
+  for (const k of info.kernels) byOp[k.name] = (byOp[k.name] || 0) + (await k.kernelTimeMs);
+  const rows = Object.entries(byOp).sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((s, r) => s + r[1], 0);
+  console.error(`kernel time ${total.toFixed(1)} ms:`);
+  for (const [op, ms] of rows.slice(0, 12)) console.error(`  ${op.padEnd(24)} ${ms.toFixed(1)}`);
+}
 const outputs = model.outputs.map((o) => o.name);
 const byName = {};
 for (let i = 0; i < outputs.length; i++) byName[outputs[i]] = out[i];

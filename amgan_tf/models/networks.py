@@ -108,7 +108,7 @@ class _Trunk(keras.layers.Layer):
                                                       use_bias=False, name=f"up{i}"))
             self.up += [instance_norm(f"up{i}_in"), layers.ReLU()]
 
-    def call(self, x, m):
+    def call(self, x, m, subpixel=False):
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         tiled = tf.tile(m[:, None, None, :], [1, h, w, 1])
         y = tf.cast(tf.concat([x, tf.cast(tiled, x.dtype)], axis=-1), self.compute_dtype)
@@ -120,8 +120,34 @@ class _Trunk(keras.layers.Layer):
                 r = layer(r)
             y = y + r
         for layer in self.up:
-            y = layer(y)
+            if subpixel and isinstance(layer, layers.Conv2DTranspose):
+                y = transpose_conv_as_subpixel(y, tf.cast(layer.kernel, y.dtype))
+            else:
+                y = layer(y)
         return y
+
+
+def transpose_conv_as_subpixel(x, kernel):
+    """G's 4x4 stride-2 "same" transposed convolution (kernel [4, 4, out, in], no bias) computed
+    exactly as ONE 2x2 convolution with 4x the output channels, one per output pixel phase, then
+    an interleave of the phases: the same FLOPs, but a plain convolution, which runtimes without a fast
+    transposed-convolution kernel (TF.js wasm: 2 of G's 19 convolutions took half its time) run
+    at full speed.
+
+    In 1-D, output pixel 2q is w3 x[q-1] + w1 x[q] and 2q+1 is w2 x[q] + w0 x[q+1]: on the input
+    padded by one, phase p is a 2-tap convolution whose output starts at offset p."""
+    taps = ((3, 1), (2, 0))  # kernel rows (cols) that phase 0 / 1 reads at x[k-1], x[k]
+    phases = ((0, 0), (0, 1), (1, 0), (1, 1))
+    weights = tf.concat([tf.transpose(tf.gather(tf.gather(kernel, taps[ph], axis=0), taps[pw],
+                                                axis=1), [0, 1, 3, 2]) for ph, pw in phases], -1)
+    c, h, w = kernel.shape[2], tf.shape(x)[1], tf.shape(x)[2]
+    y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), weights, 1, "VALID")
+    part = {(ph, pw): y[:, ph:ph + h, pw:pw + w, j * c:(j + 1) * c]
+            for j, (ph, pw) in enumerate(phases)}
+    # Interleave with stack + reshape: TF.js wasm's depth_to_space kernel is a slow generic loop.
+    rows = [tf.reshape(tf.stack([part[ph, 0], part[ph, 1]], axis=3), [-1, h, 2 * w, c])
+            for ph in (0, 1)]
+    return tf.reshape(tf.stack(rows, axis=2), [-1, 2 * h, 2 * w, c])
 
 
 class Generator(keras.Model):
@@ -139,16 +165,17 @@ class Generator(keras.Model):
             if config.mode == "sagan":
                 self.attention_trunk = _Trunk(config, name="attention_trunk")
 
-    def call(self, x, m, attention_override=None, training=False):
+    def call(self, x, m, attention_override=None, training=False, subpixel=False):
+        """subpixel: transposed convolutions as `transpose_conv_as_subpixel` (exact; exports)."""
         x = tf.cast(x, tf.float32)
-        features = self.trunk(x, m)
+        features = self.trunk(x, m, subpixel=subpixel)
         z = tf.cast(tf.tanh(self.colour(features)), tf.float32)
         if self.config.mode == "stargan" and attention_override is None:
             return z, tf.ones_like(z[..., :1]), z
         if attention_override is not None:
             a = tf.reshape(tf.cast(attention_override, z.dtype), tf.shape(z[..., :1]))
         elif self.config.mode == "sagan":
-            a = tf.sigmoid(self.attention(self.attention_trunk(x, m)))
+            a = tf.sigmoid(self.attention(self.attention_trunk(x, m, subpixel=subpixel)))
         else:
             a = tf.sigmoid(self.attention(features))
         a = tf.cast(a, tf.float32)
