@@ -11,15 +11,26 @@ real-photo rows train AMGAN and StarGAN on clothing_small and are judged by a cl
 another seed and layout. Finished runs are skipped, unfinished ones resume from their checkpoints
 (the training binaries resume by themselves), and every invocation's wall time is added to
 ROOT/<slug>/wall_seconds.json, so the script may be stopped at any moment and run again.
-At the end it writes docs/RESULTS.md, docs/results_retrieval.png and docs/results_grid.png.
+
+Machines do not outlive a sitting, so what a sitting finishes is kept in the repository
+(--records, default docs/results/): per method a record (<slug>.json: its scores, wall times,
+command, commit and CPU) and its column of the grid (<slug>_grid.png), and the shared attribute
+CNNs and judges themselves (classifiers/<name>/, about 0.6 MB each), which a later sitting on a
+fresh machine restores before anything else. A method whose record matches its settings (the
+training arguments with every flagfile's text expanded, and the weights of its CNN and judge) is
+not trained again; change a config and its method is retrained. Commit docs/results/ after a
+sitting. At the end the script writes docs/RESULTS.md, docs/results_retrieval.png and
+docs/results_grid.png from the records.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -64,6 +75,10 @@ flags.DEFINE_string("extra_flags", "", "Flags added to every AMGAN training comm
 flags.DEFINE_string("judge_extra_flags", "", "Flags added to the judges' training commands, as "
                     "one shell-quoted string.")
 flags.DEFINE_string("results", os.path.join(ROOT, "docs", "RESULTS.md"), "Report to write.")
+flags.DEFINE_string("records", os.path.join(ROOT, "docs", "results"),
+                    "Folder of what finished sittings kept: method records, grid columns and the "
+                    "shared attribute CNNs and judges (commit it).")
+GRID_INPUTS = 4  # test inputs in the grid, one edit per manipulated attribute each
 
 
 def _python_m(module: str, args: list[str], log_path: str) -> float:
@@ -93,6 +108,162 @@ def _finished(workdir: str) -> bool:
         return "wall_seconds_this_run" in json.load(f)  # written only at the last step
 
 
+# ---- what outlives a sitting ----------------------------------------------------------------------
+def _expanded(args: list[str]) -> list[str]:
+    """args with each --flagfile replaced by its lines (recursively; comments dropped), so a
+    record notices a change inside a config; paths of the run itself are left out."""
+    out = []
+    for arg in args:
+        if arg.startswith("--flagfile="):
+            with open(os.path.join(ROOT, arg.split("=", 1)[1])) as f:
+                lines = [ln.strip() for ln in f]
+            out += _expanded([ln for ln in lines if ln and not ln.startswith("#")])
+        elif not arg.startswith(("--workdir=", "--classifier_workdir=")):
+            out.append(arg)
+    return out
+
+
+def _file_digest(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def classifier_digest(workdir: str) -> str:
+    from amgan_tf.models.attribute_cnn import MODEL_DIR, WEIGHTS_FILE
+    return _file_digest(os.path.join(workdir, MODEL_DIR, WEIGHTS_FILE))
+
+
+def settings_digest(args: list[str], classifier: str, judge: str) -> str:
+    """What a record must match to stand for a run: its settings and the weights it used."""
+    text = json.dumps([_expanded(args), classifier_digest(classifier), classifier_digest(judge)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+_KEPT = ("attribute_cnn", "classifier_config.json", "classifier_metrics.json")
+
+
+def restore_classifier(workdir: str, name: str) -> None:
+    """Bring back a shared CNN or judge that an earlier sitting kept, before anything trains."""
+    from amgan_tf import classifier_lib
+    kept = os.path.join(FLAGS.records, "classifiers", name)
+    if classifier_lib.is_trained(workdir) or not os.path.isdir(kept):
+        return
+    print(f"Restoring {name} from {kept}", flush=True)
+    os.makedirs(workdir, exist_ok=True)
+    for item in _KEPT:
+        src = os.path.join(kept, item)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(workdir, item))
+
+
+def keep_classifier(workdir: str, name: str) -> None:
+    kept = os.path.join(FLAGS.records, "classifiers", name)
+    if os.path.isdir(kept):
+        return
+    tmp = kept + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for item in _KEPT:
+        src = os.path.join(workdir, item)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(tmp, item))
+    os.replace(tmp, kept)
+
+
+def _cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = dict(ln.split(":", 1) for ln in f.read().split("\n\n")[0].splitlines()
+                        if ":" in ln)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        return (f"{info.get('model name', '?')} (family {info.get('cpu family', '?')}, model "
+                f"{info.get('model', '?')}), {os.cpu_count()} cores")
+    except OSError:
+        return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def load_record(slug: str, digest: str) -> dict | None:
+    path = os.path.join(FLAGS.records, f"{slug}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        record = json.load(f)
+    if record.get("digest") != digest:
+        print(f"{path} was made with other settings or another CNN/judge; retraining.",
+              flush=True)
+        return None
+    return record
+
+
+def grid_edits(schema, labels) -> list[tuple[int, int, int]]:
+    """(input index, manipulated attribute r, target value) of each grid row."""
+    edits = []
+    for i in range(GRID_INPUTS):
+        for r, attr in enumerate(schema.manipulated):
+            current = labels[i, schema.manipulated_columns[r]]
+            edits.append((i, r, int((max(current, 0) + 1) % len(attr.values))))
+    return edits
+
+
+def grid_column(workdir: str, group: str, path: str) -> None:
+    """This method's results for the grid's fixed inputs and edits, as a vertical strip PNG (and
+    the group's inputs and edits beside it, once)."""
+    from PIL import Image
+
+    from amgan_tf import trained
+    from amgan_tf.data import datasets
+    from amgan_tf.edit import apply_edit
+    model = trained.load_generator(workdir)
+    test = datasets.load_split(model.config.data, "test", limit=GRID_INPUTS)
+    tiles, inputs = [], []
+    for i, r, target in grid_edits(model.schema, test.labels):
+        m = model.schema.encode_batch(np.array([r]), np.array([target]))
+        out, _ = apply_edit(model.attention_and_colour, test.images[i:i + 1], m,
+                            model.image_size)
+        tiles.append(out.numpy()[0])
+        inputs.append(test.images[i])
+    Image.fromarray(np.concatenate(tiles, axis=0)).save(path)
+    inputs_path = os.path.join(os.path.dirname(path), f"grid_inputs_{group}.png")
+    if not os.path.exists(inputs_path):
+        Image.fromarray(np.concatenate(inputs, axis=0)).save(inputs_path)
+        with open(os.path.join(os.path.dirname(path), f"grid_edits_{group}.json"), "w") as f:
+            json.dump([[model.schema.manipulated[r].name, model.schema.manipulated[r].values[t]]
+                       for _, r, t in grid_edits(model.schema, test.labels)], f)
+
+
+def save_record(row: dict, group: str, digest: str) -> None:
+    os.makedirs(FLAGS.records, exist_ok=True)
+    grid_column(row["workdir"], group, os.path.join(FLAGS.records, f"{row['slug']}_grid.png"))
+    record = {**{k: row[k] for k in ("name", "slug", "command", "report", "walls")},
+              "digest": digest, "commit": _commit(), "cpu": _cpu(),
+              "finished": time.strftime("%Y-%m-%d %H:%M")}
+    path = os.path.join(FLAGS.records, f"{row['slug']}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def claim_workdir(workdir: str, args: list[str]) -> None:
+    """A run folder serves one set of settings: a finished run is reused only if it matches."""
+    path, settings = os.path.join(workdir, "settings.json"), _expanded(args)
+    if os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        if before != settings:
+            differ = sorted(set(before) ^ set(settings))
+            raise SystemExit(f"{workdir} holds a run with other settings (differing: "
+                             f"{' '.join(differ)}); delete that folder to train it again.")
+        return
+    with open(path, "w") as f:
+        json.dump(settings, f, indent=1)
+
+
 def judge_args(slug: str) -> tuple[str, list[str]]:
     """(workdir, train_classifier arguments) of the independent judge of group `slug`."""
     workdir = os.path.join(FLAGS.root, f"judge_{slug}")
@@ -102,37 +273,54 @@ def judge_args(slug: str) -> tuple[str, list[str]]:
 
 def ensure_judge(slug: str) -> str:
     workdir, args = judge_args(slug)
+    restore_classifier(workdir, f"judge_{slug}")
     if not os.path.exists(os.path.join(workdir, "classifier_metrics.json")):
         os.makedirs(workdir, exist_ok=True)
         print(f"Training the independent {slug} judge in {workdir}...", flush=True)
         _add_wall(workdir, "train", _python_m("amgan_tf.train_classifier", args,
                                               os.path.join(workdir, "log.txt")))
+    keep_classifier(workdir, f"judge_{slug}")
     return workdir
 
 
-def run_method(name: str, slug: str, train_flags: list[str], classifier: str, judge: str) -> dict:
+def run_method(name: str, slug: str, train_flags: list[str], group: str, classifier: str,
+               judge: str) -> dict:
+    """The method's record: kept from an earlier sitting if its settings match, else trained (or
+    resumed), evaluated and kept; {} while unfinished (--no_train)."""
+    from amgan_tf import classifier_lib
     workdir = os.path.join(FLAGS.root, slug)
-    os.makedirs(workdir, exist_ok=True)
-    log = os.path.join(workdir, "log.txt")
     args = [*train_flags, f"--workdir={workdir}", f"--classifier_workdir={classifier}",
             *shlex.split(FLAGS.extra_flags)]
+    if classifier_lib.is_trained(classifier):
+        record = load_record(slug, settings_digest(args, classifier, judge))
+        if record is not None:
+            return record
+    os.makedirs(workdir, exist_ok=True)
+    claim_workdir(workdir, args)
+    log = os.path.join(workdir, "log.txt")
     if not FLAGS.no_train and not _finished(workdir):
         print(f"Training {name} in {workdir} (resumes if stopped before)...", flush=True)
         _add_wall(workdir, "train", _python_m("amgan_tf.train", args, log))
+    if not _finished(workdir):
+        return {}
+    keep_classifier(classifier, os.path.basename(classifier))  # the first run trained it
+    digest = settings_digest(args, classifier, judge)
+    record = load_record(slug, digest)  # kept by a sitting that shared this CNN
+    if record is not None:
+        return record
     evaluation = os.path.join(workdir, "evaluation")
-    if _finished(workdir) and not os.path.exists(os.path.join(evaluation, "metrics.json")):
+    if not os.path.exists(os.path.join(evaluation, "metrics.json")):
         print(f"Evaluating {name}...", flush=True)
         _add_wall(workdir, "evaluate", _python_m("amgan_tf.evaluate", [
             f"--workdir={workdir}", f"--judge_workdir={judge}", f"--output={evaluation}"], log))
-    path = os.path.join(evaluation, "metrics.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
+    with open(os.path.join(evaluation, "metrics.json")) as f:
         report = json.load(f)
-    walls_path = os.path.join(workdir, "wall_seconds.json")
-    walls = json.load(open(walls_path)) if os.path.exists(walls_path) else {}
-    return {"name": name, "slug": slug, "workdir": workdir, "report": report, "walls": walls,
-            "command": shlex.join(["python", "-m", "amgan_tf.train", *args])}
+    with open(os.path.join(workdir, "wall_seconds.json")) as f:
+        walls = json.load(f)
+    row = {"name": name, "slug": slug, "workdir": workdir, "report": report, "walls": walls,
+           "command": shlex.join(["python", "-m", "amgan_tf.train", *args])}
+    save_record(row, group, digest)
+    return load_record(slug, digest)
 
 
 # ---- the report ----------------------------------------------------------------------------------
@@ -206,28 +394,26 @@ def retrieval_plot(rows: list[dict], path: str) -> None:
               size=(760, 460), dashed=("change nothing",)).save(path)
 
 
-def grid(rows: list[dict], path: str, count: int = 4) -> None:
-    """The same test inputs and edits (one per attribute) across methods."""
-    from amgan_tf import trained
-    from amgan_tf.data import datasets
-    from amgan_tf.edit import apply_edit
+def grid(rows: list[dict], group: str, path: str) -> None:
+    """The same test inputs and edits (one per attribute) across methods, from the kept columns."""
+    from PIL import Image
+
     from amgan_tf.visualize import labelled_grid
-    models = [trained.load_generator(row["workdir"]) for row in rows]
-    schema = models[0].schema
-    test = datasets.load_split(models[0].config.data, "test", limit=count)
+
+    def strip(name):
+        return np.asarray(Image.open(os.path.join(FLAGS.records, name)).convert("RGB"))
+
+    inputs = strip(f"grid_inputs_{group}.png")
+    with open(os.path.join(FLAGS.records, f"grid_edits_{group}.json")) as f:
+        edits = json.load(f)
+    size = inputs.shape[1]
+    columns = [strip(f"{row['slug']}_grid.png") for row in rows]
     tiles, captions = [], []
-    for i in range(count):
-        for r, attr in enumerate(schema.manipulated):
-            current = test.labels[i, schema.manipulated_columns[r]]
-            target = (max(current, 0) + 1) % len(attr.values)
-            m = schema.encode_batch(np.array([r]), np.array([target]))
-            tiles.append(test.images[i])
-            captions.append([f"{attr.name}->", attr.values[target][:9]])
-            for row, model in zip(rows, models):
-                out, _ = apply_edit(model.attention_and_colour, test.images[i:i + 1], m,
-                                    model.image_size)
-                tiles.append(out.numpy()[0])
-                captions.append([row["name"][:14], row["name"][14:28]])
+    for k, (attribute, value) in enumerate(edits):
+        for column, caption in [(inputs, [f"{attribute}->", value[:9]])] + [
+                (col, [row["name"][:14], row["name"][14:28]]) for row, col in zip(rows, columns)]:
+            tiles.append(column[k * size:(k + 1) * size])
+            captions.append(caption)
     labelled_grid(np.stack(tiles), captions, cols=1 + len(rows), scale=2,
                   font_size=9).save(path)
 
@@ -243,13 +429,14 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
              "(`configs/classifier_synthfashion_judge.cfg`: other seed and backbone). FID and KID "
              "use that judge's avg-pool features, not Inception (its weights cannot be "
              "downloaded here), so they are not comparable with published FIDs.", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"no GPU; Python {platform.python_version()}.", ""]
+             "Machines: no GPU; each method's CPU is given with its command below (sittings "
+             "may run on different hosts, so compare wall times only between rows on the same "
+             "CPU).", ""]
     if synth:
         lines += ["## SynthFashion", "", "Manipulation accuracy by the independent judge:", ""]
         lines += tables(synth)
         retrieval_plot(synth, os.path.join(docs, "results_retrieval.png"))
-        grid(synth, os.path.join(docs, "results_grid.png"))
+        grid(synth, "synth", os.path.join(docs, "results_grid.png"))
         lines += ["", "![retrieval](results_retrieval.png)", "",
                   "Same inputs, one edit per attribute, across methods:", "",
                   "![grid](results_grid.png)", ""]
@@ -262,7 +449,8 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
     for row in synth + real:
         train_time = _minutes(row["walls"].get("train", 0))
         lines.append(f"- {row['name']}: `{row['command']}` (training {train_time}, "
-                     f"evaluation {_minutes(row['walls'].get('evaluate', 0))})")
+                     f"evaluation {_minutes(row['walls'].get('evaluate', 0))}; {row['cpu']}; "
+                     f"commit {row['commit']}, {row['finished']})")
     for slug, group in (("synth", synth), ("clothing", real)):
         if group:
             lines.append(f"- the {slug} judge: `" + shlex.join(
@@ -295,9 +483,10 @@ def main(argv):
         todo = [m for m in methods if chosen(m[0], m[1])]
         if not todo:
             continue
+        restore_classifier(classifier, os.path.basename(classifier))
         judge = ensure_judge("synth" if group == "synth" else "clothing")
         for name, slug, train_flags in todo:
-            row = run_method(name, slug, train_flags, classifier, judge)
+            row = run_method(name, slug, train_flags, group, classifier, judge)
             if row:
                 results[group].append(row)
     write_results(results["synth"], results["real"])

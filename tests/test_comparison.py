@@ -1,5 +1,7 @@
 """benchmarks/comparison.py end to end on tiny settings: the hours-long comparison must not fail at
-its last step, and a second invocation must reuse what the first one finished."""
+its last step, a second invocation must reuse what the first one finished, a sitting on a fresh
+machine (new runs folder, the committed records) must train nothing, and a record made with other
+settings must not be reused."""
 
 import json
 import os
@@ -22,16 +24,30 @@ def compared(tmp_path_factory):
            "--checkpoint_every=1 --sample_every=2 --eval_every=2 --eval_images=4 "
            "--final_eval_images=4")
     judge = f"{data} --classifier_widths=8,8,8,8"
-    cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "comparison.py"),
-           f"--root={where / 'runs'}", f"--results={where / 'docs' / 'RESULTS.md'}",
-           "--only=AMGAN,stargan", f"--extra_flags={gan}", f"--judge_extra_flags={judge}"]
-    runs = [subprocess.run(cmd, cwd=where, env=ENV, capture_output=True, text=True, timeout=1200)
-            for _ in range(2)]
-    return where, runs
+    def cmd(runs="runs", only="AMGAN,stargan", extra=""):
+        return [sys.executable, os.path.join(ROOT, "benchmarks", "comparison.py"),
+                f"--root={where / runs}", f"--results={where / 'docs' / 'RESULTS.md'}",
+                f"--records={where / 'docs' / 'results'}", f"--only={only}",
+                f"--extra_flags={gan}{extra}", f"--judge_extra_flags={judge}"]
+
+    def run(*args, **kwargs):
+        return subprocess.run(cmd(*args, **kwargs), cwd=where, env=ENV, capture_output=True,
+                              text=True, timeout=1200)
+
+    def report():
+        return (where / "docs" / "RESULTS.md").read_text()
+
+    first, second = run(), run()
+    reports = [report()]
+    fresh = run("runs_fresh_machine")  # what a later sitting on a new machine sees
+    reports.append(report())
+    refused = run(only="stargan", extra=" --lambda_cyc=5")  # over the finished run's folder
+    changed = run("runs_fresh_machine", only="stargan", extra=" --lambda_cyc=5")
+    return where, (first, second, fresh, refused, changed), reports
 
 
 def test_first_invocation_trains_judges_and_reports(compared):
-    where, (first, _) = compared
+    where, (first, *_), (text, _) = compared
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Training the independent synth judge" in first.stdout
     assert first.stdout.count("Training ") == 3  # the judge, AMGAN and StarGAN
@@ -41,7 +57,6 @@ def test_first_invocation_trains_judges_and_reports(compared):
         report = json.load(open(where / "runs" / slug / "evaluation" / "metrics.json"))
         assert set(report["accuracy_independent_judge"]) == {"sleeve", "colour", "pattern",
                                                              "mean"}
-    text = (where / "docs" / "RESULTS.md").read_text()
     for row in ("| change nothing |", "| AMGAN |", "| StarGAN |"):
         assert text.count(row) == 3, row  # accuracy, retrieval/realism and ground-truth tables
     assert "Not yet finished" in text and "GANimation" in text  # the methods left out are named
@@ -53,8 +68,33 @@ def test_first_invocation_trains_judges_and_reports(compared):
 
 
 def test_second_invocation_reuses_finished_runs(compared):
-    where, (first, second) = compared
+    where, (first, second, *_), _ = compared
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "Training" not in second.stdout and "Evaluating" not in second.stdout
     walls = json.load(open(where / "runs" / "amgan" / "wall_seconds.json"))
     assert set(walls) == {"train", "evaluate"}
+
+
+def test_a_fresh_machine_restores_the_kept_records_and_trains_nothing(compared):
+    where, (*_, fresh, _, _), (report, fresh_report) = compared
+    assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
+    assert "Training" not in fresh.stdout and "Evaluating" not in fresh.stdout
+    assert fresh.stdout.count("Restoring ") == 2  # the shared attribute CNN and the judge
+    kept = where / "docs" / "results"
+    for name in ("amgan.json", "stargan.json", "amgan_grid.png", "grid_inputs_synth.png",
+                 "classifiers/classifier/attribute_cnn", "classifiers/judge_synth/attribute_cnn"):
+        assert (kept / name).exists(), name
+    record = json.load(open(kept / "amgan.json"))
+    assert record["walls"]["train"] > 0 and "cores" in record["cpu"] and record["commit"]
+    tables = report[:report.index("## Commands")]  # the commands name the runs' folders
+    assert tables in fresh_report  # the same numbers from the kept records
+
+
+def test_a_record_made_with_other_settings_is_retrained(compared):
+    where, (*_, refused, changed), _ = compared
+    assert refused.returncode != 0 and "holds a run with other settings" in refused.stderr
+    assert "--lambda_cyc=5" in refused.stderr and "Training" not in refused.stdout
+    assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
+    assert "other settings" in changed.stdout and "Training StarGAN" in changed.stdout
+    record = json.load(open(where / "docs" / "results" / "stargan.json"))
+    assert "--lambda_cyc=5" in record["command"]
