@@ -453,7 +453,8 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
         train_time = _minutes(row["walls"].get("train", 0))
         lines.append(f"- {row['name']}: `{row['command']}` (training {train_time}, "
                      f"evaluation {_minutes(row['walls'].get('evaluate', 0))}; {row['cpu']}; "
-                     f"commit {row['commit']}, {row['finished']})")
+                     f"commit {row['commit']}, {row['finished']})"
+                     + (f". {row['note']}" if row.get("note") else ""))
     for slug, group in (("synth", synth), ("clothing", real)):
         if group:
             lines.append(f"- the {slug} judge: `" + shlex.join(
