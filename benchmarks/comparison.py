@@ -224,8 +224,9 @@ def grid_column(workdir: str, group: str, path: str) -> None:
     from amgan_tf.edit import apply_edit
     model = trained.load_generator(workdir)
     test = datasets.load_split(model.config.data, "test", limit=GRID_INPUTS)
+    edits = grid_edits(model.schema, test.labels)
     tiles, inputs = [], []
-    for i, r, target in grid_edits(model.schema, test.labels):
+    for i, r, target in edits:
         m = model.schema.encode_batch(np.array([r]), np.array([target]))
         out, _ = apply_edit(model.attention_and_colour, test.images[i:i + 1], m,
                             model.image_size)
@@ -237,7 +238,7 @@ def grid_column(workdir: str, group: str, path: str) -> None:
         Image.fromarray(np.concatenate(inputs, axis=0)).save(inputs_path)
         with open(os.path.join(os.path.dirname(path), f"grid_edits_{group}.json"), "w") as f:
             json.dump([[model.schema.manipulated[r].name, model.schema.manipulated[r].values[t]]
-                       for _, r, t in grid_edits(model.schema, test.labels)], f)
+                       for _, r, t in edits], f)
 
 
 def save_record(row: dict, group: str, digest: str) -> None:
