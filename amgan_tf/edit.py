@@ -1,9 +1,12 @@
 """The one function that applies an edit: the manipulate CLI, evaluation and the exported
 SavedModel/TFLite graphs all call `apply_edit`, so they cannot drift apart.
 
-Images of any size are padded to a square (mean border colour), resized to the training size and
-edited there; the result goes back onto the ORIGINAL pixels through the upsampled mask,
-x* = a z + (1 - a) x at full resolution, so nothing outside the edited region loses detail.
+Images of any size are brought to the training size the way the model's training data was
+(`resize`: padded to a square with the mean border colour, stretched, or centre-cropped; a model
+trained on stretched photos sees stretched arms) and edited there; the result goes back onto the
+ORIGINAL pixels through the mask mapped back the same way, x* = a z + (1 - a) x at full
+resolution, so nothing outside the edited region loses detail (with 'crop', nothing outside the
+square the model saw changes).
 
 Region edits (PAPER.md Eq. 12, generalised): the mask a1 of another edit (e.g. sleeve ->
 sleeveless marks the sleeves) restricts the edit to inside that region (mask a1) or to outside it
@@ -38,40 +41,53 @@ def region_mask(a_region, a_edit, threshold, inside) -> tf.Tensor:
 
 
 def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None,
-               threshold=REGION_THRESHOLD,
-               inside=True):
+               threshold=REGION_THRESHOLD, inside=True, resize: str = "pad"):
     """uint8 [B, H, W, 3] images of any H, W -> (uint8 [B, H, W, 3] edited, float32 [B, H, W, 1]
-    mask at full resolution). `m_region` (same shape as m) turns on a region edit."""
+    mask at full resolution). `m_region` (same shape as m) turns on a region edit; `resize` is
+    the training data's mode (`amgan_tf.imaging.RESIZE_MODES`)."""
     images = tf.convert_to_tensor(images)
-    x = to_float(resize_images(images, size, "pad"))
+    x = to_float(resize_images(images, size, resize))
     a, z = generate(x, m)
     if m_region is not None:
         a_region, _ = generate(x, m_region)
         a = region_mask(a_region, a, threshold, inside)
-    return _composite(images, a, z)
+    return _composite(images, a, z, resize)
 
 
 def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=REGION_THRESHOLD,
-                       inside=True, antialias: bool = True):
+                       inside=True, antialias: bool = True, resize: str = "pad"):
     """`apply_edit` for graphs without control flow or string ops (TFLite, TF.js): ONE uint8
     image [1, H, W, 3] and ms [K, N + M], K = 1 for a plain edit, K = 2 for a region edit with
     ms[1] naming the region. G runs once on the K stacked copies, so a plain edit costs one
     generator pass; with antialias=True the result equals `apply_edit` on the same inputs
     (portable graphs pass False: see `resize_images`)."""
     image = tf.convert_to_tensor(image)
-    x = to_float(resize_images(image, size, "pad", antialias))
+    x = to_float(resize_images(image, size, resize, antialias))
     k = tf.shape(ms)[0]
     a, z = generate(tf.repeat(x, k, axis=0), ms)
     a_edit, z_edit, a_region = a[:1], z[:1], a[k - 1:]
     mask = tf.where(k > 1, region_mask(a_region, a_edit, threshold, inside), a_edit)
-    return _composite(image, mask, z_edit)
+    return _composite(image, mask, z_edit, resize)
 
 
-def _composite(images, a, z):
+def _to_full_size(t, h, w, resize: str):
+    """A map at the training size back onto the h x w image, undoing `resize_images`: 'pad' cuts
+    the padding off, 'stretch' resizes, 'crop' puts the square back with zeros around it."""
+    if resize == "stretch":
+        return tf.image.resize(t, (h, w), "bilinear")
+    if resize == "crop":
+        side = tf.minimum(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        t = tf.image.resize(t, (side, side), "bilinear")
+        return tf.pad(t, [[0, 0], [top, h - side - top], [left, w - side - left], [0, 0]])
+    side, top, left = pad_offsets(h, w)
+    return tf.image.resize(t, (side, side), "bilinear")[:, top:top + h, left:left + w]
+
+
+def _composite(images, a, z, resize: str):
     """x* = a z + (1 - a) x at the images' full resolution (a, z at the training size)."""
     h, w = tf.shape(images)[1], tf.shape(images)[2]
-    side, top, left = pad_offsets(h, w)
-    mask = tf.image.resize(a, (side, side), "bilinear")[:, top:top + h, left:left + w]
-    z_full = tf.image.resize(z, (side, side), "bilinear")[:, top:top + h, left:left + w]
+    mask = _to_full_size(a, h, w, resize)
+    z_full = _to_full_size(z, h, w, resize)
     out = mask * z_full + (1.0 - mask) * to_float(images)
     return to_uint8(out), mask

@@ -173,12 +173,13 @@ class GeneratorModule(tf.Module):
     variables converts to a TFLite model that silently returns NaN), so G is held untracked and
     only `[v.value for v in G.variables]` is saved."""
 
-    def __init__(self, generator, image_size: int, subpixel: bool = False):
+    def __init__(self, generator, image_size: int, subpixel: bool = False, resize: str = "pad"):
         super().__init__()
         self.__dict__["_generator"] = generator  # untracked
         self.generator_variables = [v.value for v in generator.variables]
         self.__dict__["_size"] = int(image_size)
         self.__dict__["_subpixel"] = bool(subpixel)  # see networks.transpose_conv_as_subpixel
+        self.__dict__["_resize"] = resize  # the training data's, see amgan_tf.edit
 
     def _generate(self, x, m):
         _, a, z = self._generator(x, m, subpixel=self._subpixel)
@@ -188,8 +189,8 @@ class GeneratorModule(tf.Module):
 class ManipulationModule(GeneratorModule):
     """The SavedModel: G, the schema and the signatures."""
 
-    def __init__(self, generator, schema: AttributeSchema, image_size: int):
-        super().__init__(generator, image_size)
+    def __init__(self, generator, schema: AttributeSchema, image_size: int, resize: str = "pad"):
+        super().__init__(generator, image_size, resize=resize)
         self.__dict__["_lookup"] = _SchemaLookup(schema)
         self.__dict__["_schema"] = schema
 
@@ -198,7 +199,7 @@ class ManipulationModule(GeneratorModule):
         batch = tf.shape(images)[0]
         m = self._lookup.m(attribute, value, batch)
         if region is None:
-            return apply_edit(self._generate, images, m, self._size)
+            return apply_edit(self._generate, images, m, self._size, resize=self._resize)
         region_attribute, region_value, threshold, mode = region
         images = _checked(images, [
             tf.debugging.Assert(tf.reduce_any(tf.equal(mode, list(REGION_MODES))), [
@@ -207,7 +208,7 @@ class ManipulationModule(GeneratorModule):
                 "region_threshold must be in [0, 1); got", threshold])])
         m_region = self._lookup.m(region_attribute, region_value, batch, what="region ")
         return apply_edit(self._generate, images, m, self._size, m_region, threshold,
-                          tf.equal(mode, "inside"))
+                          tf.equal(mode, "inside"), self._resize)
 
     @tf.function(input_signature=[_U8, _NAME, _NAME])
     def manipulate(self, images, attribute, value):
@@ -294,7 +295,7 @@ def export_saved_model(trained, base: str, model_name: str = "amgan",
         raise FileExistsError(f"{final} exists already; choose another --version or leave it "
                               f"out to use the next one ({next_version(model_dir)}).")
     os.makedirs(model_dir, exist_ok=True)
-    module = ManipulationModule(trained.G, trained.schema, trained.image_size)
+    module = ManipulationModule(trained.G, trained.schema, trained.image_size, trained.resize)
     tmp = tempfile.mkdtemp(prefix=f".{version}.tmp", dir=model_dir)
     try:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
@@ -303,6 +304,7 @@ def export_saved_model(trained, base: str, model_name: str = "amgan",
         trained.schema.save(os.path.join(extra, SCHEMA_FILE))
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump({"step": trained.step, "image_size": trained.image_size,
+                       "resize": trained.resize,
                        "generator": dataclasses.asdict(trained.G.config),
                        "max_side": MAX_SIDE}, f, indent=2)
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the version from a serving user

@@ -50,7 +50,7 @@ def write_manifest(output: str, trained, image_size: int, fmt: str, **extra) -> 
                for a in schema.manipulated}
     info = {
         "format": fmt, "image_size": int(image_size), "training_image_size": trained.image_size,
-        "step": trained.step, "m_dim": schema.m_dim,
+        "step": trained.step, "m_dim": schema.m_dim, "resize": trained.resize,
         "attributes": [{"name": a.name, "manipulated": a.manipulated, "values": list(a.values)}
                        for a in schema.attributes],
         "m": vectors, "default_region_threshold": REGION_THRESHOLD,
@@ -67,13 +67,19 @@ def write_manifest(output: str, trained, image_size: int, fmt: str, **extra) -> 
 class PortableModule(GeneratorModule):
     """The vector-driven edit for TFLite and TF.js."""
 
-    def __init__(self, generator, schema, image_size: int, subpixel: bool = True):
-        super().__init__(generator, image_size, subpixel)
+    def __init__(self, generator, schema, image_size: int, subpixel: bool = True,
+                 resize: str = "pad"):
+        super().__init__(generator, image_size, subpixel, resize)
         self.__dict__["_m_dim"] = schema.m_dim
+
+    @classmethod
+    def of(cls, trained) -> "PortableModule":
+        """The module of a `amgan_tf.trained.TrainedGenerator`, editing as its training saw."""
+        return cls(trained.G, trained.schema, trained.image_size, resize=trained.resize)
 
     def edit(self, image, ms, region_threshold, region_inside):
         out, mask = apply_stacked_edit(self._generate, image, ms, self._size, region_threshold,
-                                       region_inside > 0.5, antialias=False)
+                                       region_inside > 0.5, antialias=False, resize=self._resize)
         return {"image": out, "attention": mask}
 
     def functions(self, side: int | None) -> dict:
@@ -115,7 +121,7 @@ def export_tflite(trained, output: str, precision: str = "fp32",
     if side < 8 or side > 1024:
         raise ValueError(f"--image_size must be between 8 and 1024 px, got {side}.")
     _fresh_dir(output)
-    module = PortableModule(trained.G, trained.schema, trained.image_size)
+    module = PortableModule.of(trained)
     functions = module.functions(side)
     with tempfile.TemporaryDirectory() as tmp:
         tf.saved_model.save(module, tmp, signatures=functions)
@@ -163,7 +169,7 @@ def export_tfjs(trained, output: str, quantize: str = "float16") -> dict:
                          f"{', '.join(TFJS_QUANTIZATIONS)}.")
     conversion = _import_tfjs_converter()
     _fresh_dir(output)
-    module = PortableModule(trained.G, trained.schema, trained.image_size)
+    module = PortableModule.of(trained)
     functions = module.functions(None)
     with tempfile.TemporaryDirectory() as tmp:
         saved = os.path.join(tmp, "saved_model")

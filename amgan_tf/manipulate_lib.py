@@ -121,8 +121,8 @@ def output_paths(inputs: list[str], image_arg: str, output: str) -> list[str]:
 
 
 class Manipulator:
-    """Applies named edits with a trained model: anything with `.schema`, `.image_size` and
-    `.attention_and_colour(x, m)`, such as `amgan_tf.trained.TrainedGenerator`."""
+    """Applies named edits with a trained model: anything with `.schema`, `.image_size`,
+    `.resize` and `.attention_and_colour(x, m)`, such as `amgan_tf.trained.TrainedGenerator`."""
 
     def __init__(self, model):
         self.model = model
@@ -141,7 +141,7 @@ class Manipulator:
         out, mask = apply_edit(
             self.model.attention_and_colour, tf.constant(image[None]), m, self.size, m_region,
             threshold=region.threshold if region else 0.0,
-            inside=region is None or region.mode == "inside")
+            inside=region is None or region.mode == "inside", resize=self.model.resize)
         return out.numpy()[0], mask.numpy()[0, ..., 0]
 
 

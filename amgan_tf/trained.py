@@ -131,6 +131,11 @@ class TrainedGenerator:
     def image_size(self) -> int:
         return self.config.amgan.image_size
 
+    @property
+    def resize(self) -> str:
+        """How its training images were made square; every edit brings its input there alike."""
+        return self.config.data.resize
+
     def attention_and_colour(self, x, m):
         """(a, z) of G at the training size, the `generate` of `amgan_tf.edit.apply_edit`."""
         override = None

@@ -164,6 +164,45 @@ def test_saved_model_equals_the_cli(exported, tool, h, w):
         np.testing.assert_allclose(out["attention"].numpy()[i, ..., 0], mask, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def stretched(workdir, tmp_path_factory):
+    """The tiny model as if trained on stretched images (`--resize=stretch`, clothing_small's)."""
+    path = str(tmp_path_factory.mktemp("stretched") / "run")
+    shutil.copytree(workdir, path)
+    config = trained.read_config(path)
+    config.data.resize = "stretch"
+    trained.save_config(path, config)
+    return trained.load_generator(path)
+
+
+def test_exports_edit_as_the_training_data_was_resized(stretched, tool, tmp_path):
+    """A stretch-trained model's SavedModel and portable graphs stretch as the CLI does, which
+    differs from padding on a non-square image (a flat one: the portable graphs' plain bilinear
+    downscale then equals the CLI's antialiased one)."""
+    from amgan_tf.export_portable import PortableModule
+    assert stretched.resize == "stretch"
+    cli = manipulate_lib.Manipulator(stretched)
+    result = export_lib.export_saved_model(stretched, str(tmp_path))
+    sm = tf.saved_model.load(result.path)
+    x = images(45, 70, 1, seed=5)
+    out = sm.signatures["serving_default"](images=tf.constant(x), attribute=tf.constant("colour"),
+                                           value=tf.constant("red"))
+    want, mask = cli.manipulate_image(x[0], manipulate_lib.Edit("colour", "red"))
+    padded, pad_mask = tool.manipulate_image(x[0], manipulate_lib.Edit("colour", "red"))
+    assert np.abs(out["images"].numpy()[0].astype(int) - want).max() <= 1
+    np.testing.assert_allclose(out["attention"].numpy()[0, ..., 0], mask, atol=1e-5)
+    assert np.abs(mask - pad_mask).max() > 0.01  # the mode mattered
+    with open(os.path.join(result.path, "assets.extra", export_lib.METADATA_FILE)) as f:
+        assert json.load(f)["resize"] == "stretch"
+    flat = np.full((45, 70, 3), 180, np.uint8)
+    want, mask = cli.manipulate_image(flat, manipulate_lib.Edit("sleeve", "long"))
+    got = PortableModule.of(stretched).edit(
+        tf.constant(flat[None]), tf.constant([stretched.schema.encode("sleeve", "long")],
+                                             tf.float32), tf.constant(0.5), tf.constant(1.0))
+    np.testing.assert_allclose(got["attention"].numpy()[0, ..., 0], mask, atol=1e-5)
+    assert np.abs(got["image"].numpy()[0].astype(int) - want).max() <= 1
+
+
 @pytest.mark.parametrize("mode", ["inside", "outside"])
 def test_region_signature_equals_the_cli(exported, tool, mode):
     _, _, sm = exported

@@ -35,6 +35,7 @@ class MaskModel:
 
     schema = SCHEMA
     image_size = SIZE
+    resize = "pad"
 
     def attention_and_colour(self, x, m):
         assert x.shape[1:] == (SIZE, SIZE, 3)
@@ -101,6 +102,53 @@ def test_no_region_uses_the_edits_own_mask():
     np.testing.assert_allclose(mask, 0.6, atol=1e-6)
     want = np.round((0.6 * Z_COLOUR + 0.4 * (100 / 127.5 - 1) + 1) * 127.5)
     np.testing.assert_array_equal(result[0, 0], want.astype(np.uint8))
+
+
+class TopQuarterModel:
+    """Attention 1 on the top quarter of the training square; records the square it is given."""
+
+    schema = SCHEMA
+    image_size = SIZE
+
+    def __init__(self, resize):
+        self.resize = resize
+        self.seen = None
+
+    def attention_and_colour(self, x, m):
+        self.seen = x.numpy()[0]
+        a = np.zeros((1, SIZE, SIZE, 1), np.float32)
+        a[:, :SIZE // 4] = 1.0
+        return tf.constant(a), tf.constant(np.broadcast_to(Z_COLOUR, (1, SIZE, SIZE, 3)))
+
+
+STRIPES = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
+
+
+@pytest.mark.parametrize("resize", ["pad", "stretch", "crop"])
+def test_edits_see_and_map_back_the_image_as_training_did(resize):
+    """A 40 x 80 image of four vertical stripes (red, green, blue, white, 20 px each), edited by a
+    model trained with each resize mode: the square it sees, and where the change lands."""
+    image = np.repeat(STRIPES, 20, axis=0)[None].repeat(40, axis=0)
+    model = TopQuarterModel(resize)
+    result, mask = manipulate_lib.Manipulator(model).manipulate_image(
+        image, manipulate_lib.Edit("colour", "orange"))
+    seen = np.round((model.seen[SIZE // 2] + 1) * 127.5)  # the square's middle row
+    stripe_of = {"pad": [0, 1, 2, 3], "stretch": [0, 1, 2, 3], "crop": [1, 1, 2, 2]}[resize]
+    for i, col in enumerate((3, 11, 19, 27)):  # each quarter of the square, away from edges
+        np.testing.assert_allclose(seen[col], STRIPES[stripe_of[i]], atol=2)
+    top_rows = model.seen[:4]  # pad: the mean border colour above the image
+    assert (np.ptp(top_rows, axis=(0, 1)).max() < 0.02) == (resize == "pad")  # 1 level
+    changed = np.any(result != image, axis=-1)
+    np.testing.assert_array_equal(result[~changed], image[~changed])
+    if resize == "pad":  # the top quarter of the 80 px square is padding: nothing of the image
+        assert mask[3:].max() == 0.0 and mask.max() < 0.6
+    elif resize == "stretch":  # the top quarter of the image, across its whole width
+        assert mask[:9].min() == 1.0 and mask[11:].max() == 0.0
+    else:  # the top quarter of the central 40 x 40 square; the side stripes never change
+        assert mask[:9, 20:60].min() == 1.0 and mask[11:].max() == 0.0
+        assert mask[:, :20].max() == 0.0 and mask[:, 60:].max() == 0.0
+        assert not changed[:, :20].any() and not changed[:, 60:].any()
+    assert changed.sum() == (mask > 0.002).sum()  # > half a level of change shows
 
 
 def test_output_paths_keep_inputs_apart(tmp_path):
