@@ -155,6 +155,14 @@ class Checkpoints:
                 log.warning("The checkpoint state file %s is damaged; rebuilding it from the "
                             "checkpoint files.", state)
                 _write_state(directory, found)
+            elif os.path.basename(listed.model_checkpoint_path) != os.path.basename(found[0]):
+                # A kill between a checkpoint's last rename and the state file's update: the
+                # run resumed from the newer files, and `tf.train.latest_checkpoint` (TensorBoard,
+                # other tools) must not name the older one, even if no step is left to save.
+                log.warning("The checkpoint state file %s names %s, but %s is newer; updating "
+                            "it.", state, os.path.basename(listed.model_checkpoint_path),
+                            os.path.basename(found[0]))
+                _write_state(directory, found)
         return tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
 
     def save(self, step: int) -> None:

@@ -82,6 +82,7 @@ flags.DEFINE_string("records", os.path.join(ROOT, "docs", "results"),
                     "Folder of what finished sittings kept: method records, grid columns and the "
                     "shared attribute CNNs and judges (commit it).")
 GRID_INPUTS = 4  # test inputs in the grid, one edit per manipulated attribute each
+ANALYSIS_FILE = "analysis.md"  # the reading of the tables, by hand, beside the records
 
 
 def _python_m(module: str, args: list[str], log_path: str) -> float:
@@ -152,10 +153,7 @@ def restore_classifier(workdir: str, name: str) -> None:
     if classifier_lib.is_trained(workdir) or not os.path.isdir(kept):
         return
     print(f"Restoring {name} from {kept}", flush=True)
-    os.makedirs(workdir, exist_ok=True)
-    for item in _KEPT:
-        src = os.path.join(kept, item)
-        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(workdir, item))
+    _copy_kept(kept, workdir)
 
 
 def keep_classifier(workdir: str, name: str) -> None:
@@ -164,11 +162,16 @@ def keep_classifier(workdir: str, name: str) -> None:
         return
     tmp = kept + ".partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    for item in _KEPT:
-        src = os.path.join(workdir, item)
-        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(tmp, item))
+    _copy_kept(workdir, tmp)
     os.replace(tmp, kept)
+
+
+def _copy_kept(source: str, target: str) -> None:
+    """The parts of a trained CNN that loading it needs, from one folder into another."""
+    os.makedirs(target, exist_ok=True)
+    for item in _KEPT:
+        src = os.path.join(source, item)
+        (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, os.path.join(target, item))
 
 
 def _cpu() -> str:
@@ -241,7 +244,7 @@ def grid_column(workdir: str, group: str, path: str) -> None:
                        for _, r, t in edits], f)
 
 
-def save_record(row: dict, group: str, digest: str) -> None:
+def save_record(row: dict, group: str, digest: str) -> dict:
     os.makedirs(FLAGS.records, exist_ok=True)
     grid_column(row["workdir"], group, os.path.join(FLAGS.records, f"{row['slug']}_grid.png"))
     record = {**{k: row[k] for k in ("name", "slug", "command", "report", "walls")},
@@ -251,6 +254,7 @@ def save_record(row: dict, group: str, digest: str) -> None:
     with open(path + ".tmp", "w") as f:
         json.dump(record, f, indent=1)
     os.replace(path + ".tmp", path)
+    return record
 
 
 def claim_workdir(workdir: str, args: list[str]) -> None:
@@ -323,8 +327,7 @@ def run_method(name: str, slug: str, train_flags: list[str], group: str, classif
         walls = json.load(f)
     row = {"name": name, "slug": slug, "workdir": workdir, "report": report, "walls": walls,
            "command": shlex.join(["python", "-m", "amgan_tf.train", *args])}
-    save_record(row, group, digest)
-    return load_record(slug, digest)
+    return save_record(row, group, digest)
 
 
 # ---- the report ----------------------------------------------------------------------------------
@@ -449,6 +452,10 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
                   "Judged by a clothing_small CNN of another seed and layout, on its test split:",
                   ""]
         lines += tables(real)
+    analysis = os.path.join(FLAGS.records, ANALYSIS_FILE)
+    if os.path.exists(analysis):  # written by hand from the tables above, kept with the records
+        with open(analysis) as f:
+            lines += ["## What the comparison shows", "", f.read().strip(), ""]
     lines += ["", "## Commands", ""]
     for row in synth + real:
         train_time = _minutes(row["walls"].get("train", 0))

@@ -1,7 +1,7 @@
 """benchmarks/comparison.py end to end on tiny settings: the hours-long comparison must not fail at
 its last step, a second invocation must reuse what the first one finished, a sitting on a fresh
 machine (new runs folder, the committed records) must train nothing, and a record made with other
-settings must not be reused."""
+settings must not be reused; the reading of the tables written by hand is kept with the records."""
 
 import json
 import os
@@ -12,6 +12,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": ROOT}
+
+
+ANALYSIS = "StarGAN edits the background most; read by hand from the tables."
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +42,7 @@ def compared(tmp_path_factory):
 
     first, second = run(), run()
     reports = [report()]
+    (where / "docs" / "results" / "analysis.md").write_text(ANALYSIS)
     fresh = run("runs_fresh_machine")  # what a later sitting on a new machine sees
     reports.append(report())
     refused = run(only="stargan", extra=" --lambda_cyc=5")  # over the finished run's folder
@@ -60,6 +64,7 @@ def test_first_invocation_trains_judges_and_reports(compared):
     for row in ("| change nothing |", "| AMGAN |", "| StarGAN |"):
         assert text.count(row) == 3, row  # accuracy, retrieval/realism and ground-truth tables
     assert "Not yet finished" in text and "GANimation" in text  # the methods left out are named
+    assert "What the comparison shows" not in text  # no reading of the tables written yet
     commands = text[text.index("## Commands"):]  # exact: with the shared CNN and the judge's
     assert commands.count("--classifier_workdir=") == 2
     assert "--flagfile=configs/classifier_synthfashion_judge.cfg" in commands
@@ -86,8 +91,10 @@ def test_a_fresh_machine_restores_the_kept_records_and_trains_nothing(compared):
         assert (kept / name).exists(), name
     record = json.load(open(kept / "amgan.json"))
     assert record["walls"]["train"] > 0 and "cores" in record["cpu"] and record["commit"]
-    tables = report[:report.index("## Commands")]  # the commands name the runs' folders
+    tables = report[:report.index("## Commands")].rstrip()  # the commands name the runs' folders
     assert tables in fresh_report  # the same numbers from the kept records
+    reading = fresh_report[fresh_report.index("## What the comparison shows"):]
+    assert reading.index(ANALYSIS) < reading.index("## Commands")  # the kept reading, placed
 
 
 def test_a_record_made_with_other_settings_is_retrained(compared):

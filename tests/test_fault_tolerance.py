@@ -99,6 +99,26 @@ def test_garbled_state_file_is_rebuilt(synth_config, uninterrupted, determinism,
         np.testing.assert_allclose(resumed[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
 
 
+def test_state_file_behind_the_newest_checkpoint_is_updated(synth_config, uninterrupted,
+                                                             determinism, tmp_path, caplog):
+    """A kill between the last checkpoint's final rename and the state file's update: the files
+    hold step 6, the state file still names step 4. The rerun resumes from the files with no step
+    left to save, and must still leave `tf.train.latest_checkpoint` naming step 6 (the kill
+    storm's check once compared step 4 with an uninterrupted step 6)."""
+    workdir = str(tmp_path)
+    classifier_lib.run(_config(synth_config), workdir)
+    ckpt_dir = os.path.join(workdir, "checkpoints")
+    tf.compat.v1.train.update_checkpoint_state(ckpt_dir, os.path.join(ckpt_dir, "ckpt-4"))
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-4")
+    with caplog.at_level(logging.WARNING):
+        assert classifier_lib.run(_config(synth_config), workdir)["step"] == 6
+    assert "names ckpt-4, but ckpt-6 is newer" in caplog.text
+    assert tf.train.latest_checkpoint(ckpt_dir).endswith("ckpt-6")
+    resumed = kill_storm.checkpoint_tensors(ckpt_dir)
+    for key, value in uninterrupted.items():
+        np.testing.assert_allclose(resumed[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+
+
 def test_every_checkpoint_damaged_refuses_to_start_from_scratch(synth_config, tmp_path):
     workdir = str(tmp_path)
     classifier_lib.run(_config(synth_config, stop_after=4), workdir)
