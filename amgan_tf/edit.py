@@ -21,7 +21,7 @@ from typing import Callable
 
 import tensorflow as tf
 
-from amgan_tf.imaging import pad_offsets, resize_images, to_float, to_uint8
+from amgan_tf.imaging import crop_offsets, pad_offsets, resize_images, to_float, to_uint8
 
 REGION_MODES = ("inside", "outside")
 # Default region threshold, a share of the region mask's maximum (CLI, SavedModel clients, TFLite,
@@ -76,8 +76,7 @@ def _to_full_size(t, h, w, resize: str):
     if resize == "stretch":
         return tf.image.resize(t, (h, w), "bilinear")
     if resize == "crop":
-        side = tf.minimum(h, w)
-        top, left = (h - side) // 2, (w - side) // 2
+        side, top, left = crop_offsets(h, w)
         t = tf.image.resize(t, (side, side), "bilinear")
         return tf.pad(t, [[0, 0], [top, h - side - top], [left, w - side - left], [0, 0]])
     side, top, left = pad_offsets(h, w)

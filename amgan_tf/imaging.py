@@ -30,6 +30,12 @@ def pad_offsets(h, w):
     return side, (side - h) // 2, (side - w) // 2
 
 
+def crop_offsets(h, w):
+    """(side, top, left): the centred square that 'crop' mode keeps of an h x w image."""
+    side = tf.minimum(h, w)
+    return side, (h - side) // 2, (w - side) // 2
+
+
 def resize_images(images, size: int, mode: str = "pad", antialias: bool = True) -> tf.Tensor:
     """uint8 [b, h, w, 3] -> uint8 [b, size, size, 3] with antialiasing; keeps the aspect ratio
     by padding with the mean border colour ('pad') or centre-cropping ('crop'). antialias=False
@@ -45,8 +51,8 @@ def resize_images(images, size: int, mode: str = "pad", antialias: bool = True) 
         x = tf.pad(x - fill, [[0, 0], [top, side - h - top], [left, side - w - left], [0, 0]])
         x = x + fill
     elif mode == "crop":
-        side = tf.minimum(h, w)
-        x = tf.image.crop_to_bounding_box(x, (h - side) // 2, (w - side) // 2, side, side)
+        side, top, left = crop_offsets(h, w)
+        x = tf.image.crop_to_bounding_box(x, top, left, side, side)
     x = tf.image.resize(x, (size, size), method="bilinear", antialias=antialias)
     return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
 
