@@ -90,16 +90,19 @@ def retrieval_and_realism(model, judge, images: np.ndarray, labels: np.ndarray,
                           ks=range(1, 31), batch_size: int = 64, seed: int = 0) -> dict:
     """The paper's top-k retrieval and FID/KID, on the judge's avg-pool features.
 
-    The first half of `images` is the gallery and the real set; the second half is edited (every
-    manipulated attribute, targets as in `manipulation_targets`) into the queries. A query hits
+    A seeded random half of `images` is the gallery and the real set (not the first half: a split
+    stored class by class, as a folder layout is, would leave the gallery one class); the other
+    half is edited (every manipulated attribute, targets as in `manipulation_targets`) into the
+    queries. A query hits
     at k when one of its k nearest gallery images has exactly the wanted labels: the input's, with
     the edited attribute set to its target (every labelled attribute counts, the reference-only
     ones too, as in the paper). The unedited queries are the "change nothing" row; their FID to
     the gallery is the floor set by two halves of the same split."""
     schema = model.schema
     half = len(images) // 2
-    gallery, g_labels, queries, q_labels = images[:half], labels[:half], images[half:], \
-        labels[half:]
+    order = np.random.default_rng(seed).permutation(len(images))
+    gallery, g_labels = images[order[:half]], labels[order[:half]]
+    queries, q_labels = images[order[half:]], labels[order[half:]]
     g_feat, q_feat = judge_features(judge, gallery), judge_features(judge, queries)
     out = {"gallery_images": half, "query_images": len(queries), "retrieval": {}}
     edited = []

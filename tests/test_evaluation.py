@@ -153,3 +153,26 @@ def test_ground_truth_scores_of_a_perfect_edit_and_of_doing_nothing():
         assert n["amgan_outside_changed"] == n["input_outside_changed"] == 0.0
         assert n["attention"]["iou"] == 0.0 and n["attention"]["recall"] == 0.0
         assert n["attention"]["precision"] == 1.0  # nothing predicted: no false positive
+
+
+class MeanColourJudge:
+    """Features = each image's mean colour: enough to tell dark images from bright ones."""
+
+    def features(self, x, training=False):
+        return {"avgpool": tf.reduce_mean(x, axis=[1, 2])}
+
+
+def test_retrieval_gallery_is_a_random_half_even_of_a_class_ordered_split():
+    # a folder layout stores its test split class by class: 20 dark images, then 20 bright ones
+    rng = np.random.default_rng(0)
+    images = np.concatenate([rng.integers(30, 50, (20, 8, 8, 3)),
+                             rng.integers(190, 210, (20, 8, 8, 3))]).astype(np.uint8)
+    labels = np.array([[0, 0, 0, 0, 0]] * 40)
+    out = evaluation.retrieval_and_realism(IdentityModel(), MeanColourJudge(), images, labels,
+                                           ks=(1,))
+    assert out["gallery_images"] == out["query_images"] == 20
+    # the first half as gallery would compare 20 dark images with 20 bright ones: FID 4.7
+    assert out["fid"]["input"] < 0.3
+    again = evaluation.retrieval_and_realism(IdentityModel(), MeanColourJudge(), images, labels,
+                                             ks=(1,))
+    assert again["fid"] == out["fid"]  # seeded: the same split every time
