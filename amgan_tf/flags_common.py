@@ -116,7 +116,7 @@ def classifier_config(values: flags.FlagValues, seed: int = 0, log_every: int = 
 def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
     from amgan_tf.losses import LossWeights
     from amgan_tf.models.amgan import ATTENTION_SOURCES, AmganConfig
-    from amgan_tf.models.networks import DTYPE_POLICIES, GENERATOR_MODES, UPSAMPLING
+    from amgan_tf.models.networks import COLOUR_HEADS, DTYPE_POLICIES, GENERATOR_MODES, UPSAMPLING
     from amgan_tf.configs import STRATEGIES, TrainConfig
     a, t, w = AmganConfig(), TrainConfig(), LossWeights()
     d = flags.DEFINE_integer
@@ -136,6 +136,9 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
     flags.DEFINE_enum("g_upsample", a.generator.upsample, UPSAMPLING,
                       "G's decoder: transpose (the paper's transposed convolutions) or resize "
                       "(nearest x2 + 3x3 convolution, no checkerboard).", flag_values=fv)
+    flags.DEFINE_enum("g_colour_head", a.generator.colour_head, COLOUR_HEADS,
+                      "G's colour head: absolute (the paper, z = tanh(h)) or residual "
+                      "(z = tanh(atanh(x) + h), starting as the input).", flag_values=fv)
     flags.DEFINE_enum("g_dtype_policy", a.generator.dtype_policy, DTYPE_POLICIES,
                       "G's Keras dtype policy: mixed_bfloat16 is 2.5-3x faster on CPUs with "
                       "AMX/AVX512-BF16; mixed_float16 for GPUs.", flag_values=fv)
@@ -193,7 +196,8 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
         image_size=data.image_size, batch_size=values.batch_size, n_critic=values.n_critic,
         generator=GeneratorConfig(conv_dim=values.g_conv_dim, repeat_num=values.g_repeat_num,
                                   mode=values.generator_mode, dtype_policy=values.g_dtype_policy,
-                                  upsample=values.g_upsample),
+                                  upsample=values.g_upsample,
+                                  colour_head=values.g_colour_head),
         critic=CriticConfig(conv_dim=values.d_conv_dim, repeat_num=values.d_repeat_num,
                             max_dim=values.d_max_dim, dtype_policy=values.d_dtype_policy),
         use_dc=values.use_dc, attention_source=values.attention_source, weights=weights,

@@ -171,3 +171,20 @@ def test_needs_cnn_and_config_errors():
     with pytest.raises(ValueError, match="StarGAN generator has none"):
         tiny_config(generator=GeneratorConfig(mode="stargan"))
     AMGAN(SCHEMA, tiny_config(use_dc=False, weights=losses.LossWeights(lambda_a=0, lambda_p=0)))
+
+
+def test_residual_colour_head_starts_as_the_input():
+    keras.utils.set_random_seed(0)
+    x = tf.random.uniform((2, 32, 32, 3), -0.99, 0.99)
+    m = tf.constant(SCHEMA.encode_batch(np.array([0, 1]), np.array([1, 2])))
+    g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, colour_head="residual"))
+    x_star, a, z = g(x, m)
+    np.testing.assert_allclose(z, x, atol=1e-5)  # zero-initialised: z = x, so x* = x too
+    np.testing.assert_allclose(x_star, x, atol=1e-5)
+    g.colour.kernel.assign(tf.fill(g.colour.kernel.shape, 0.01))
+    _, _, z = g(x, m)
+    assert float(tf.reduce_max(tf.abs(z - x))) > 0.01 and float(tf.reduce_max(tf.abs(z))) < 1
+    absolute = Generator(GeneratorConfig(conv_dim=8, repeat_num=1))
+    assert float(tf.reduce_mean(tf.abs(absolute(x, m)[2] - x))) > 0.1  # the paper's: z = tanh(h)
+    with pytest.raises(ValueError, match="Unknown colour head 'additive'"):
+        GeneratorConfig(colour_head="additive")

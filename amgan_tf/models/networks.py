@@ -19,6 +19,7 @@ from keras import layers
 
 GENERATOR_MODES = ("amgan", "stargan", "sagan")
 UPSAMPLING = ("transpose", "resize")
+COLOUR_HEADS = ("absolute", "residual")
 DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -54,6 +55,11 @@ class GeneratorConfig:
     # "resize" (nearest-neighbour x2 then a 3x3 convolution, which cannot make the transposed
     # convolution's checkerboard; Odena et al. 2016).
     upsample: str = "transpose"
+    # The colour head: "absolute" (the paper, GANimation's z = tanh(h)) or "residual"
+    # (z = tanh(atanh(x) + h), zero-initialised: z starts as the input, so where G has learnt no
+    # edit its content is the input's, and a mask that leaks changes nothing there; the residual
+    # images of Shen & Liu, CVPR 2017, in tanh's pre-activation space so z stays in [-1, 1]).
+    colour_head: str = "absolute"
     # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
     # e.g. this project's machines); "mixed_float16" suits GPUs. Outputs are float32 either way.
     dtype_policy: str = "float32"
@@ -62,6 +68,7 @@ class GeneratorConfig:
         _check_choice("generator mode", self.mode, GENERATOR_MODES)
         _check_choice("dtype policy", self.dtype_policy, DTYPE_POLICIES)
         _check_choice("upsampling", self.upsample, UPSAMPLING)
+        _check_choice("colour head", self.colour_head, COLOUR_HEADS)
 
 
 @dataclasses.dataclass
@@ -150,6 +157,12 @@ def transpose_conv_as_subpixel(x, kernel):
     return tf.reshape(tf.stack(rows, axis=2), [-1, 2 * h, 2 * w, c])
 
 
+def _atanh(x):
+    """atanh from log and division, ops that every export format has (TFLite's builtins lack
+    atanh)."""
+    return 0.5 * tf.math.log((1.0 + x) / (1.0 - x))
+
+
 class Generator(keras.Model):
     """G(x, m) -> (x*, a, z). `attention_override` replaces a (the "CAM as the mask" ablation)."""
 
@@ -158,7 +171,9 @@ class Generator(keras.Model):
         self.config = config
         with layer_dtype_policy(config.dtype_policy):
             self.trunk = _Trunk(config, name="trunk")
-            self.colour = layers.Conv2D(3, 7, padding="same", use_bias=False, name="colour_head")
+            self.colour = layers.Conv2D(
+                3, 7, padding="same", use_bias=False, name="colour_head",
+                kernel_initializer="zeros" if config.colour_head == "residual" else "glorot_uniform")
             if config.mode in ("amgan", "sagan"):
                 self.attention = layers.Conv2D(1, config.attention_kernel, padding="same",
                                                use_bias=False, name="attention_head")
@@ -169,7 +184,10 @@ class Generator(keras.Model):
         """subpixel: transposed convolutions as `transpose_conv_as_subpixel` (exact; exports)."""
         x = tf.cast(x, tf.float32)
         features = self.trunk(x, m, subpixel=subpixel)
-        z = tf.cast(tf.tanh(self.colour(features)), tf.float32)
+        h = tf.cast(self.colour(features), tf.float32)
+        if self.config.colour_head == "residual":
+            h = h + _atanh(tf.clip_by_value(x, -1.0 + 1e-3, 1.0 - 1e-3))
+        z = tf.tanh(h)
         if self.config.mode == "stargan" and attention_override is None:
             return z, tf.ones_like(z[..., :1]), z
         if attention_override is not None:
