@@ -59,6 +59,7 @@ class GeneratorConfig:
     # (z = tanh(atanh(x) + h), zero-initialised: z starts as the input, so where G has learnt no
     # edit its content is the input's, and a mask that leaks changes nothing there; the residual
     # images of Shen & Liu, CVPR 2017, in tanh's pre-activation space so z stays in [-1, 1]).
+    # Measured worse at the quick-start budget (BUILD_NOTES.md, issue 14, experiment I1).
     colour_head: str = "absolute"
     # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
     # e.g. this project's machines); "mixed_float16" suits GPUs. Outputs are float32 either way.
@@ -158,8 +159,8 @@ def transpose_conv_as_subpixel(x, kernel):
 
 
 def _atanh(x):
-    """atanh from log and division, ops that every export format has (TFLite's builtins lack
-    atanh)."""
+    """atanh written with log and division, ops that every export format (TFLite's builtins,
+    TF.js) runs."""
     return 0.5 * tf.math.log((1.0 + x) / (1.0 - x))
 
 
