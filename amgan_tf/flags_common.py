@@ -141,7 +141,8 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
                       "(z = tanh(atanh(x) + h), starting as the input).", flag_values=fv)
     flags.DEFINE_enum("g_dtype_policy", a.generator.dtype_policy, DTYPE_POLICIES,
                       "G's Keras dtype policy: mixed_bfloat16 is 2.5-3x faster on CPUs with "
-                      "AMX/AVX512-BF16; mixed_float16 for GPUs.", flag_values=fv)
+                      "AMX/AVX512-BF16 and much slower on others; auto picks it only there (and "
+                      "on GPUs of compute capability 8+), else float32.", flag_values=fv)
     flags.DEFINE_enum("d_dtype_policy", a.critic.dtype_policy, DTYPE_POLICIES,
                       "The critics' dtype policy (gradient-penalty norm and losses stay "
                       "float32; mixed_float16 adds dynamic loss scaling).", flag_values=fv)

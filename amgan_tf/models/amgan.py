@@ -14,7 +14,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from amgan_tf import losses
+from amgan_tf import losses, precision
 from amgan_tf.attributes import AttributeSchema
 from amgan_tf.models.attribute_cnn import AttributeCNN
 from amgan_tf.models.networks import (Critic, CriticConfig, Generator, GeneratorConfig,
@@ -103,7 +103,7 @@ def _optimizer(schedule, config: AmganConfig, dtype_policy: str, name: str):
     """Adam; wrapped in dynamic loss scaling for float16 networks, whose small gradients would
     otherwise flush to zero (bfloat16 has float32's exponent range and needs none)."""
     opt = keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2, name=name)
-    if dtype_policy == "mixed_float16":
+    if precision.resolve(dtype_policy) == "mixed_float16":
         return keras.optimizers.LossScaleOptimizer(opt, name=f"{name}_loss_scale")
     return opt
 

@@ -17,10 +17,12 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from amgan_tf import precision
+from amgan_tf.precision import DTYPE_POLICIES
+
 GENERATOR_MODES = ("amgan", "stargan", "sagan")
 UPSAMPLING = ("transpose", "resize")
 COLOUR_HEADS = ("absolute", "residual")
-DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def instance_norm(name: str) -> layers.Layer:
@@ -37,7 +39,7 @@ def layer_dtype_policy(policy: str):
     """Layers take the global policy when they are created: set it for one network's layers only,
     so each network (G, the critics) can have its own."""
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
+    keras.config.set_dtype_policy(precision.resolve(policy))
     try:
         yield
     finally:
@@ -62,7 +64,8 @@ class GeneratorConfig:
     # Measured worse at the quick-start budget (BUILD_NOTES.md, issue 14, experiment I1).
     colour_head: str = "absolute"
     # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
-    # e.g. this project's machines); "mixed_float16" suits GPUs. Outputs are float32 either way.
+    # 5.8x slower on an AVX2 one); "auto" picks it only where it is fast (precision.py);
+    # "mixed_float16" suits older GPUs. Outputs are float32 either way.
     dtype_policy: str = "float32"
 
     def __post_init__(self):
