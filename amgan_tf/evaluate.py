@@ -69,7 +69,10 @@ def evaluate() -> dict:
         evaluation.region_edit_vectors(model, edit, region)
     test = datasets.load_split(config.data, "test",
                                limit=max(FLAGS.num_images, FLAGS.retrieval_images))
-    images, labels = test.images[:FLAGS.num_images], test.labels[:FLAGS.num_images]
+    # `test` is a hash-ordered sample of the split sorted by key (keys of folder layouts start
+    # with the class): a seeded random subset keeps every class when fewer images are scored.
+    pick = np.sort(np.random.default_rng(0).permutation(len(test))[:FLAGS.num_images])
+    images, labels = test.images[pick], test.labels[pick]
     report = {"test_images": len(images)}
     judges = []
     if cnn is not None:

@@ -2,7 +2,7 @@
 
 bfloat16 convolutions are 2.5-3x faster than float32 on CPUs with AMX-BF16 or AVX512-BF16, but
 oneDNN emulates them elsewhere: on a 2-core AVX2 CPU (AMD EPYC, Zen 3) one quick-start G update
-took 5.8x longer in bfloat16 than in float32 (BUILD_NOTES.md). A config that names
+took 7.1x longer in bfloat16 than in float32 (one run; BUILD_NOTES.md). A config that names
 mixed_bfloat16 is therefore fast on one machine and slow on the next; "auto" picks per machine.
 """
 

@@ -2,6 +2,7 @@
 
     python benchmarks/train_step.py [--sizes=quickstart,b8_64] [--repeats=5]
     python benchmarks/train_step.py --sizes=paper --repeats=2        # ~20 s per iteration on CPU
+    python benchmarks/train_step.py --sizes=quickstart --g_policies=float32,mixed_bfloat16
 
 For each named size it times, in one run and one process: this machine's float32 and bfloat16
 matmul peak (a probe); the reference StarGAN iteration (the official layer table: G with an
@@ -46,8 +47,7 @@ class Size:
 
 
 SIZES = {
-    "quickstart": Size(64, 16, GeneratorConfig(conv_dim=32, repeat_num=4,
-                                               dtype_policy="mixed_bfloat16"),
+    "quickstart": Size(64, 16, GeneratorConfig(conv_dim=32, repeat_num=4, dtype_policy="auto"),
                        CriticConfig(conv_dim=32, repeat_num=5, max_dim=256),
                        AttributeCNNConfig(image_size=64)),
     "b8_64": Size(64, 8, GeneratorConfig(conv_dim=64, repeat_num=6),
@@ -65,6 +65,8 @@ flags.DEFINE_list("sizes", ["quickstart", "b8_64"], f"Named sizes: {', '.join(SI
 flags.DEFINE_integer("repeats", 5, "Timed calls per part (after 2 warm-up calls).")
 flags.DEFINE_string("g_dtype_policy", "", "Override AMGAN's G policy ('' = the size's).")
 flags.DEFINE_string("d_dtype_policy", "", "Override AMGAN's critics' policy ('' = the size's).")
+flags.DEFINE_list("g_policies", [], "Instead of the full table: time AMGAN's G step under each of "
+                  "these G policies in this one run (e.g. float32,mixed_bfloat16).")
 
 
 # ---- the StarGAN reference -------------------------------------------------------------------
@@ -212,6 +214,29 @@ def run_size(name: str, size: Size, peak: float) -> list[dict]:
     return rows
 
 
+def compare_g_policies(name: str, size: Size, policies: list[str]) -> None:
+    """AMGAN's G step under each G policy, one process: is bfloat16 worth it on this CPU?"""
+    from amgan_tf import precision
+    schema = synthfashion.schema()
+    cnn = AttributeCNN(schema, size.cnn).build_on_zeros()
+    b = sub_batch(size, schema)
+    g_args = (b["x_real"], b["x_ref"], b["ref_weight"], b["m_trg"], b["m_org"], b["r"],
+              b["c_org"], b["c_trg"])
+    print(f"\n{name}: AMGAN G step by G policy (auto here = "
+          f"{precision.resolve('auto')})", flush=True)
+    times = {}
+    for policy in policies:
+        keras.utils.set_random_seed(0)
+        config = AmganConfig(image_size=size.image_size, batch_size=size.batch_size,
+                             n_critic=size.n_critic,
+                             generator=dataclasses.replace(size.generator, dtype_policy=policy),
+                             critic=size.critic)
+        gen = tf.function(AMGAN(schema, config, cnn).build_all().generator_step)
+        times[policy] = seconds(lambda: gen(*g_args), FLAGS.repeats)
+        print(f"  G step, G {policy:15s} {1000 * times[policy]:9.1f} ms  "
+              f"{times[policy] / times[policies[0]]:5.2f}x {policies[0]}", flush=True)
+
+
 def main(argv):
     del argv
     unknown = set(FLAGS.sizes) - set(SIZES)
@@ -221,7 +246,10 @@ def main(argv):
     print(f"matmul peak (4096^3, this run): float32 {peak32:.0f} GFLOP/s, bfloat16 "
           f"{peak16:.0f} GFLOP/s")
     for name in FLAGS.sizes:
-        run_size(name, SIZES[name], peak32)
+        if FLAGS.g_policies:
+            compare_g_policies(name, SIZES[name], FLAGS.g_policies)
+        else:
+            run_size(name, SIZES[name], peak32)
 
 
 if __name__ == "__main__":

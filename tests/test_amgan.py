@@ -188,3 +188,28 @@ def test_residual_colour_head_starts_as_the_input():
     assert float(tf.reduce_mean(tf.abs(absolute(x, m)[2] - x))) > 0.1  # the paper's: z = tanh(h)
     with pytest.raises(ValueError, match="Unknown colour head 'additive'"):
         GeneratorConfig(colour_head="additive")
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_heads_equal_the_two_head_layers(policy):
+    """G runs its colour and attention heads as one convolution (speed); outputs and gradients
+    must be those of the two Conv2D layers it keeps as variables."""
+    keras.utils.set_random_seed(0)
+    x = tf.random.uniform((2, 32, 32, 3), -0.99, 0.99)
+    m = tf.constant(SCHEMA.encode_batch(np.array([0, 1]), np.array([1, 2])))
+    g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, dtype_policy=policy))
+    with tf.GradientTape(persistent=True) as tape:
+        x_star, a, z = g(x, m)
+        features = g.trunk(x, m)
+        z_ref = tf.tanh(tf.cast(g.colour(features), tf.float32))
+        a_ref = tf.sigmoid(tf.cast(g.attention(features), tf.float32))
+        x_ref = a_ref * z_ref + (1 - a_ref) * x
+        weights = tf.reshape(tf.range(1.0, 1.0 + tf.size(x, tf.float32)) / 1e4, x.shape)
+        loss, loss_ref = (tf.reduce_sum(v * weights) for v in (x_star, x_ref))
+    atol, rtol = (1e-5, 1e-4) if policy == "float32" else (2e-2, 5e-2)
+    for got, want in ((x_star, x_ref), (a, a_ref), (z, z_ref)):
+        np.testing.assert_allclose(got, want, atol=atol)
+    for head in (g.colour, g.attention):
+        np.testing.assert_allclose(tape.gradient(loss, head.kernel),
+                                   tape.gradient(loss_ref, head.kernel), rtol=rtol, atol=1e-6)
+    assert len(g.trainable_variables) == len({id(v) for v in g.trainable_variables})

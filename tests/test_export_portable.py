@@ -233,5 +233,8 @@ def test_tfjs_manifest(model, tfjs_model):
         topology = json.load(f)
     kernels = [w for g in topology["weightsManifest"] for w in g["weights"]
                if len(w.get("shape", [])) == 4]
-    assert len(kernels) == sum(len(v.shape) == 4 for v in model.G.variables)
+    # One weight per convolution kernel, but the colour and attention heads run as one fused
+    # convolution, whose concatenated kernel the converter folds into one weight.
+    assert len(kernels) == sum(len(v.shape) == 4 for v in model.G.variables) - 1
+    assert sum(w["shape"][:2] == [7, 7] and w["shape"][3] == 4 for w in kernels) == 1
     assert all(w["quantization"]["dtype"] == "float16" for w in kernels)

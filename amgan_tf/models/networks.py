@@ -64,7 +64,7 @@ class GeneratorConfig:
     # Measured worse at the quick-start budget (BUILD_NOTES.md, issue 14, experiment I1).
     colour_head: str = "absolute"
     # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
-    # 5.8x slower on an AVX2 one); "auto" picks it only where it is fast (precision.py);
+    # 7.1x slower on an AVX2 one); "auto" picks it only where it is fast (precision.py);
     # "mixed_float16" suits older GPUs. Outputs are float32 either way.
     dtype_policy: str = "float32"
 
@@ -188,7 +188,12 @@ class Generator(keras.Model):
         """subpixel: transposed convolutions as `transpose_conv_as_subpixel` (exact; exports)."""
         x = tf.cast(x, tf.float32)
         features = self.trunk(x, m, subpixel=subpixel)
-        h = tf.cast(self.colour(features), tf.float32)
+        fused = (self.config.mode == "amgan" and attention_override is None
+                 and self.config.attention_kernel == self.colour.kernel_size[0])
+        if fused:
+            h, a_logits = self._fused_heads(features)
+        else:
+            h = tf.cast(self.colour(features), tf.float32)
         if self.config.colour_head == "residual":
             h = h + _atanh(tf.clip_by_value(x, -1.0 + 1e-3, 1.0 - 1e-3))
         z = tf.tanh(h)
@@ -199,9 +204,23 @@ class Generator(keras.Model):
         elif self.config.mode == "sagan":
             a = tf.sigmoid(self.attention(self.attention_trunk(x, m, subpixel=subpixel)))
         else:
-            a = tf.sigmoid(self.attention(features))
+            a = tf.sigmoid(a_logits if fused else self.attention(features))
         a = tf.cast(a, tf.float32)
         return a * z + (1.0 - a) * x, a, z
+
+    def _fused_heads(self, features):
+        """The colour and attention heads as ONE convolution with 3 + 1 outputs: the same maths
+        (and the same two kernel variables, so checkpoints and exports are unchanged), but a 7x7
+        convolution with 1-3 outputs is slow in oneDNN, its backward most: on a 2-core AVX2 CPU
+        a forward+backward of the two head convolutions (quick-start size) took 483 ms, of the
+        fused one 275 ms, and the quick-start G update 16% less time (BUILD_NOTES.md)."""
+        for head in (self.colour, self.attention):
+            if not head.built:
+                head.build(features.shape)
+        kernel = tf.concat([self.colour.kernel, self.attention.kernel], axis=-1)
+        out = tf.cast(tf.nn.conv2d(features, tf.cast(kernel, features.dtype), 1, "SAME"),
+                      tf.float32)
+        return out[..., :3], out[..., 3:]
 
 
 class Critic(keras.Model):
