@@ -123,8 +123,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     mu = a.mean(0) - b.mean(0)
     sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(sa @ sb, disp=False)
-    root = root.real
+    root = np.real(linalg.sqrtm(sa @ sb))  # (`disp=False` is deprecated in SciPy 1.17)
     return float(max(mu @ mu + np.trace(sa + sb - 2 * root), 0.0))
 
 
