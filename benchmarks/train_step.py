@@ -139,6 +139,19 @@ def iteration(size: Size, schema) -> dict:
     return {k: tf.stack([s[k] for s in subs], axis=1) for k in subs[0]}
 
 
+def amgan_model(size: Size, schema, cnn, generator: GeneratorConfig,
+                critic: CriticConfig) -> AMGAN:
+    config = AmganConfig(image_size=size.image_size, batch_size=size.batch_size,
+                         n_critic=size.n_critic, generator=generator, critic=critic)
+    return AMGAN(schema, config, cnn).build_all()
+
+
+def amgan_g_args(b: dict) -> tuple:
+    """AMGAN.generator_step's arguments from a sub-batch."""
+    return (b["x_real"], b["x_ref"], b["ref_weight"], b["m_trg"], b["m_org"], b["r"],
+            b["c_org"], b["c_trg"])
+
+
 # ---- one size ----------------------------------------------------------------------------------
 def report(name, secs, flops, peak, ref=None):
     share = flops / secs / (peak * 1e9)
@@ -179,9 +192,7 @@ def run_size(name: str, size: Size, peak: float) -> list[dict]:
         size.critic, dtype_policy=FLAGS.d_dtype_policy or size.critic.dtype_policy)
     print(f"  AMGAN policies: G {generator.dtype_policy}, critics {critic.dtype_policy}; the "
           f"reference keeps the size's", flush=True)
-    config = AmganConfig(image_size=size.image_size, batch_size=size.batch_size,
-                         n_critic=size.n_critic, generator=generator, critic=critic)
-    model = AMGAN(schema, config, cnn).build_all()
+    model = amgan_model(size, schema, cnn, generator, critic)
     data = iteration(size, schema)
     step = tf.function(model.train_step)
     amgan_iter = seconds(lambda: step(data), FLAGS.repeats)
@@ -193,8 +204,7 @@ def run_size(name: str, size: Size, peak: float) -> list[dict]:
                                                                  FLAGS.repeats),
                        flops_of(critic, *c_args), peak))
     gen = tf.function(model.generator_step)
-    g_args = (b["x_real"], b["x_ref"], b["ref_weight"], b["m_trg"], b["m_org"], b["r"],
-              b["c_org"], b["c_trg"])
+    g_args = amgan_g_args(b)
     rows.append(report("AMGAN: G step", seconds(lambda: gen(*g_args), FLAGS.repeats),
                        flops_of(gen, *g_args), peak))
     a = tf.random.uniform((size.batch_size, size.image_size, size.image_size, 1), seed=3)
@@ -219,19 +229,14 @@ def compare_g_policies(name: str, size: Size, policies: list[str]) -> None:
     from amgan_tf import precision
     schema = synthfashion.schema()
     cnn = AttributeCNN(schema, size.cnn).build_on_zeros()
-    b = sub_batch(size, schema)
-    g_args = (b["x_real"], b["x_ref"], b["ref_weight"], b["m_trg"], b["m_org"], b["r"],
-              b["c_org"], b["c_trg"])
+    g_args = amgan_g_args(sub_batch(size, schema))
     print(f"\n{name}: AMGAN G step by G policy (auto here = "
           f"{precision.resolve('auto')})", flush=True)
     times = {}
     for policy in policies:
         keras.utils.set_random_seed(0)
-        config = AmganConfig(image_size=size.image_size, batch_size=size.batch_size,
-                             n_critic=size.n_critic,
-                             generator=dataclasses.replace(size.generator, dtype_policy=policy),
-                             critic=size.critic)
-        gen = tf.function(AMGAN(schema, config, cnn).build_all().generator_step)
+        generator = dataclasses.replace(size.generator, dtype_policy=policy)
+        gen = tf.function(amgan_model(size, schema, cnn, generator, size.critic).generator_step)
         times[policy] = seconds(lambda: gen(*g_args), FLAGS.repeats)
         print(f"  G step, G {policy:15s} {1000 * times[policy]:9.1f} ms  "
               f"{times[policy] / times[policies[0]]:5.2f}x {policies[0]}", flush=True)
