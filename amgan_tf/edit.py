@@ -13,6 +13,10 @@ sleeveless marks the sleeves) restricts the edit to inside that region (mask a1)
 (mask (1 - a1) a2). The threshold is relative, as for D_C's crop: a1 is the region mask divided
 by its per-image maximum, with values below `threshold` set to 0. A trained mask often peaks well
 below 1 (the quick start's sleeve masks), and an absolute threshold then left an empty region.
+
+The attention floor (`AmganConfig.attention_floor`, edit time only: training's losses see the raw
+mask) maps a to max(a - floor, 0) / (1 - floor) before anything else: a trained mask rarely
+reaches 0 outside the edited region, and there every leaked share of z changes the image.
 """
 
 from __future__ import annotations
@@ -31,6 +35,16 @@ REGION_THRESHOLD = 0.5
 GenerateFn = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
 
 
+def floored_attention(a, floor: float):
+    """a -> max(a - floor, 0) / (1 - floor): 0 below the floor, 1 stays 1, continuous (no hard
+    edge at the floor). floor 0 leaves a as it is, in the graph too."""
+    if not 0.0 <= floor < 1.0:
+        raise ValueError(f"The attention floor must be in [0, 1) (0 = the raw mask); got {floor}.")
+    if floor == 0.0:
+        return a
+    return tf.maximum(a - floor, 0.0) / (1.0 - floor)
+
+
 def region_mask(a_region, a_edit, threshold, inside) -> tf.Tensor:
     """Eq. 12: the region mask scaled to a maximum of 1 and thresholded (inside), or the edit's
     mask outside it."""
@@ -41,21 +55,25 @@ def region_mask(a_region, a_edit, threshold, inside) -> tf.Tensor:
 
 
 def apply_edit(generate: GenerateFn, images, m, size: int, m_region=None,
-               threshold=REGION_THRESHOLD, inside=True, resize: str = "pad"):
+               threshold=REGION_THRESHOLD, inside=True, resize: str = "pad",
+               attention_floor: float = 0.0):
     """uint8 [B, H, W, 3] images of any H, W -> (uint8 [B, H, W, 3] edited, float32 [B, H, W, 1]
     mask at full resolution). `m_region` (same shape as m) turns on a region edit; `resize` is
-    the training data's mode (`amgan_tf.imaging.RESIZE_MODES`)."""
+    the training data's mode (`amgan_tf.imaging.RESIZE_MODES`); `attention_floor` the run's
+    (`floored_attention`)."""
     images = tf.convert_to_tensor(images)
     x = to_float(resize_images(images, size, resize))
     a, z = generate(x, m)
+    a = floored_attention(a, attention_floor)
     if m_region is not None:
-        a_region, _ = generate(x, m_region)
+        a_region = floored_attention(generate(x, m_region)[0], attention_floor)
         a = region_mask(a_region, a, threshold, inside)
     return _composite(images, a, z, resize)
 
 
 def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=REGION_THRESHOLD,
-                       inside=True, antialias: bool = True, resize: str = "pad"):
+                       inside=True, antialias: bool = True, resize: str = "pad",
+                       attention_floor: float = 0.0):
     """`apply_edit` for graphs without control flow or string ops (TFLite, TF.js): ONE uint8
     image [1, H, W, 3] and ms [K, N + M], K = 1 for a plain edit, K = 2 for a region edit with
     ms[1] naming the region. G runs once on the K stacked copies, so a plain edit costs one
@@ -65,6 +83,7 @@ def apply_stacked_edit(generate: GenerateFn, image, ms, size: int, threshold=REG
     x = to_float(resize_images(image, size, resize, antialias))
     k = tf.shape(ms)[0]
     a, z = generate(tf.repeat(x, k, axis=0), ms)
+    a = floored_attention(a, attention_floor)
     a_edit, z_edit, a_region = a[:1], z[:1], a[k - 1:]
     mask = tf.where(k > 1, region_mask(a_region, a_edit, threshold, inside), a_edit)
     return _composite(image, mask, z_edit, resize)

@@ -36,6 +36,8 @@ flags.DEFINE_integer("retrieval_images", 1000, "Test images for retrieval and FI
                      "gallery, half edited queries; 0 = skip).")
 flags.DEFINE_list("region_examples", [], "Region edits for examples.png, e.g. "
                   "colour:orange@sleeve:sleeveless (orange only inside the sleeveless mask).")
+flags.DEFINE_float("attention_floor", None, "Score edits with this attention floor instead of "
+                   "the run's (amgan_tf.edit.floored_attention; 0 = the raw mask).")
 flags.mark_flag_as_required("workdir")
 
 
@@ -63,7 +65,7 @@ def evaluate() -> dict:
     from amgan_tf.visualize import line_plot
     output = FLAGS.output or os.path.join(FLAGS.workdir, "evaluation")
     os.makedirs(output, exist_ok=True)
-    model, cnn, config = trained.load_trained(FLAGS.workdir)
+    model, cnn, config = trained.load_trained(FLAGS.workdir, FLAGS.attention_floor)
     region_edits = _region_examples(FLAGS.region_examples)
     for edit, region in region_edits:  # refused now, not after minutes of scoring
         evaluation.region_edit_vectors(model, edit, region)

@@ -43,7 +43,8 @@ def manipulate_batches(model, images: np.ndarray, labels: np.ndarray, r: int,
         def generate(x, m):
             return model.generate(x, m, r_vec, c_of_x)[1:]
 
-        out, a = apply_edit(generate, images[idx], m, int(images.shape[1]))
+        out, a = apply_edit(generate, images[idx], m, int(images.shape[1]),
+                            attention_floor=model.attention_floor)
         yield out, a, idx
 
 
@@ -148,7 +149,7 @@ def region_edit(model, images: np.ndarray, edit: tuple[str, str], region: tuple[
     m, m_region = (tf.constant(np.repeat(v[None], len(images), 0))
                    for v in region_edit_vectors(model, edit, region))
     return apply_edit(lambda x, mm: model.generate(x, mm)[1:], images, m, int(images.shape[1]),
-                      m_region, threshold, True)
+                      m_region, threshold, True, attention_floor=model.attention_floor)
 
 
 def sample_sheet(model, images: np.ndarray, labels: np.ndarray, scale: int = 2,

@@ -173,13 +173,15 @@ class GeneratorModule(tf.Module):
     variables converts to a TFLite model that silently returns NaN), so G is held untracked and
     only `[v.value for v in G.variables]` is saved."""
 
-    def __init__(self, generator, image_size: int, subpixel: bool = False, resize: str = "pad"):
+    def __init__(self, generator, image_size: int, subpixel: bool = False, resize: str = "pad",
+                 attention_floor: float = 0.0):
         super().__init__()
         self.__dict__["_generator"] = generator  # untracked
         self.generator_variables = [v.value for v in generator.variables]
         self.__dict__["_size"] = int(image_size)
         self.__dict__["_subpixel"] = bool(subpixel)  # see networks.transpose_conv_as_subpixel
         self.__dict__["_resize"] = resize  # the training data's, see amgan_tf.edit
+        self.__dict__["_floor"] = float(attention_floor)  # the run's, see amgan_tf.edit
 
     def _generate(self, x, m):
         _, a, z = self._generator(x, m, subpixel=self._subpixel)
@@ -189,8 +191,9 @@ class GeneratorModule(tf.Module):
 class ManipulationModule(GeneratorModule):
     """The SavedModel: G, the schema and the signatures."""
 
-    def __init__(self, generator, schema: AttributeSchema, image_size: int, resize: str = "pad"):
-        super().__init__(generator, image_size, resize=resize)
+    def __init__(self, generator, schema: AttributeSchema, image_size: int, resize: str = "pad",
+                 attention_floor: float = 0.0):
+        super().__init__(generator, image_size, resize=resize, attention_floor=attention_floor)
         self.__dict__["_lookup"] = _SchemaLookup(schema)
         self.__dict__["_schema"] = schema
 
@@ -199,7 +202,8 @@ class ManipulationModule(GeneratorModule):
         batch = tf.shape(images)[0]
         m = self._lookup.m(attribute, value, batch)
         if region is None:
-            return apply_edit(self._generate, images, m, self._size, resize=self._resize)
+            return apply_edit(self._generate, images, m, self._size, resize=self._resize,
+                              attention_floor=self._floor)
         region_attribute, region_value, threshold, mode = region
         images = _checked(images, [
             tf.debugging.Assert(tf.reduce_any(tf.equal(mode, list(REGION_MODES))), [
@@ -208,7 +212,7 @@ class ManipulationModule(GeneratorModule):
                 "region_threshold must be in [0, 1); got", threshold])])
         m_region = self._lookup.m(region_attribute, region_value, batch, what="region ")
         return apply_edit(self._generate, images, m, self._size, m_region, threshold,
-                          tf.equal(mode, "inside"), self._resize)
+                          tf.equal(mode, "inside"), self._resize, self._floor)
 
     @tf.function(input_signature=[_U8, _NAME, _NAME])
     def manipulate(self, images, attribute, value):
@@ -295,7 +299,8 @@ def export_saved_model(trained, base: str, model_name: str = "amgan",
         raise FileExistsError(f"{final} exists already; choose another --version or leave it "
                               f"out to use the next one ({next_version(model_dir)}).")
     os.makedirs(model_dir, exist_ok=True)
-    module = ManipulationModule(trained.G, trained.schema, trained.image_size, trained.resize)
+    module = ManipulationModule(trained.G, trained.schema, trained.image_size, trained.resize,
+                                trained.attention_floor)
     tmp = tempfile.mkdtemp(prefix=f".{version}.tmp", dir=model_dir)
     try:
         tf.saved_model.save(module, tmp, signatures=module.signatures())
@@ -304,7 +309,7 @@ def export_saved_model(trained, base: str, model_name: str = "amgan",
         trained.schema.save(os.path.join(extra, SCHEMA_FILE))
         with open(os.path.join(extra, METADATA_FILE), "w") as f:
             json.dump({"step": trained.step, "image_size": trained.image_size,
-                       "resize": trained.resize,
+                       "resize": trained.resize, "attention_floor": trained.attention_floor,
                        "generator": dataclasses.asdict(trained.G.config),
                        "max_side": MAX_SIDE}, f, indent=2)
         os.chmod(tmp, 0o755)  # mkdtemp's 0700 would hide the version from a serving user

@@ -51,6 +51,7 @@ def write_manifest(output: str, trained, image_size: int, fmt: str, **extra) -> 
     info = {
         "format": fmt, "image_size": int(image_size), "training_image_size": trained.image_size,
         "step": trained.step, "m_dim": schema.m_dim, "resize": trained.resize,
+        "attention_floor": trained.attention_floor,
         "attributes": [{"name": a.name, "manipulated": a.manipulated, "values": list(a.values)}
                        for a in schema.attributes],
         "m": vectors, "default_region_threshold": REGION_THRESHOLD,
@@ -68,18 +69,20 @@ class PortableModule(GeneratorModule):
     """The vector-driven edit for TFLite and TF.js."""
 
     def __init__(self, generator, schema, image_size: int, subpixel: bool = True,
-                 resize: str = "pad"):
-        super().__init__(generator, image_size, subpixel, resize)
+                 resize: str = "pad", attention_floor: float = 0.0):
+        super().__init__(generator, image_size, subpixel, resize, attention_floor)
         self.__dict__["_m_dim"] = schema.m_dim
 
     @classmethod
     def of(cls, trained) -> "PortableModule":
         """The module of a `amgan_tf.trained.TrainedGenerator`, editing as its training saw."""
-        return cls(trained.G, trained.schema, trained.image_size, resize=trained.resize)
+        return cls(trained.G, trained.schema, trained.image_size, resize=trained.resize,
+                   attention_floor=trained.attention_floor)
 
     def edit(self, image, ms, region_threshold, region_inside):
         out, mask = apply_stacked_edit(self._generate, image, ms, self._size, region_threshold,
-                                       region_inside > 0.5, antialias=False, resize=self._resize)
+                                       region_inside > 0.5, antialias=False, resize=self._resize,
+                                       attention_floor=self._floor)
         return {"image": out, "attention": mask}
 
     def functions(self, side: int | None) -> dict:

@@ -23,6 +23,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Training workdir of amgan_tf.train.")
 manipulate_lib.define_edit_flags(FLAGS)
 flags.adopt_module_key_flags(manipulate_lib)  # listed by --help
+flags.DEFINE_float("attention_floor", None, "Mask values below this become 0, the rest rescaled "
+                   "to [0, 1] (amgan_tf.edit.floored_attention); default: the run's.")
 flags.mark_flag_as_required("workdir")
 
 
@@ -33,7 +35,7 @@ def main(argv):
     try:
         edit, region = manipulate_lib.edit_request(FLAGS)
         inputs = manipulate_lib.list_images(FLAGS.image)
-        model = trained.load_generator(FLAGS.workdir)
+        model = trained.load_generator(FLAGS.workdir, attention_floor=FLAGS.attention_floor)
         model.schema.value_index(edit.attribute, edit.value)
         model.schema.r_index(edit.attribute)
         if region is not None:

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from amgan_tf.edit import REGION_MODES, REGION_THRESHOLD, apply_edit
+from amgan_tf.edit import REGION_MODES, REGION_THRESHOLD
 from amgan_tf.imaging import decode_image_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
@@ -121,8 +121,8 @@ def output_paths(inputs: list[str], image_arg: str, output: str) -> list[str]:
 
 
 class Manipulator:
-    """Applies named edits with a trained model: anything with `.schema`, `.image_size`,
-    `.resize` and `.attention_and_colour(x, m)`, such as `amgan_tf.trained.TrainedGenerator`."""
+    """Applies named edits with a trained model: anything with `.schema`, `.image_size` and
+    `.edit(images, m, m_region, threshold, inside)`, such as `amgan_tf.trained.TrainedGenerator`."""
 
     def __init__(self, model):
         self.model = model
@@ -138,10 +138,9 @@ class Manipulator:
         """uint8 [H, W, 3] of any size -> (uint8 result [H, W, 3], float mask [H, W])."""
         m = self._m(edit.attribute, edit.value)  # clear errors for bad names before any work
         m_region = None if region is None else self._m(region.attribute, region.value)
-        out, mask = apply_edit(
-            self.model.attention_and_colour, tf.constant(image[None]), m, self.size, m_region,
-            threshold=region.threshold if region else 0.0,
-            inside=region is None or region.mode == "inside", resize=self.model.resize)
+        out, mask = self.model.edit(tf.constant(image[None]), m, m_region,
+                                    threshold=region.threshold if region else 0.0,
+                                    inside=region is None or region.mode == "inside")
         return out.numpy()[0], mask.numpy()[0, ..., 0]
 
 

@@ -49,7 +49,6 @@ def make_trials(methods: dict, images: np.ndarray, labels: np.ndarray, schema, c
     """`count` trials: a random test image, a random manipulated attribute with a labelled value
     and a random other target value, each method's result, and a random order. `methods` maps a
     name to a trained generator (`trained.load_generator`) or None for the identity."""
-    from amgan_tf.edit import apply_edit
     rng = np.random.default_rng(seed)
     trials = []
     while len(trials) < count:
@@ -65,7 +64,7 @@ def make_trials(methods: dict, images: np.ndarray, labels: np.ndarray, schema, c
                 outputs[name] = _png(images[i])
                 continue
             m = model.schema.encode_batch(np.array([r]), np.array([target]))
-            out, _ = apply_edit(model.attention_and_colour, images[i:i + 1], m, model.image_size)
+            out, _ = model.edit(images[i:i + 1], m)
             outputs[name] = _png(out.numpy()[0])
         order = [str(n) for n in rng.permutation(list(methods))]
         trials.append(Trial(len(trials), attr.name, attr.values[target], _png(images[i]),

@@ -33,7 +33,7 @@ RESUMABLE_CHANGES = ("steps", "strategy", "devices", "jit_compile", "determinist
                      "checkpoint_every", "sample_every", "eval_every", "eval_images",
                      "final_eval_images", "sample_images", "stop_after", "classifier",
                      "classifier_workdir", "data.data_dir", "data.manual_dir", "amgan.total_steps",
-                     "amgan.xla_crops")
+                     "amgan.xla_crops", "amgan.attention_floor")
 # Changed on resume with a warning: the objective's weights and the optimizer's rates.
 TUNABLE_ON_RESUME = ("amgan.weights", "amgan.cam_target_power", "amgan.learning_rate",
                      "amgan.beta_1", "amgan.beta_2")

@@ -16,6 +16,7 @@ import tensorflow as tf
 from amgan_tf import loop
 from amgan_tf.attributes import AttributeSchema
 from amgan_tf.configs import TrainConfig, config_from_dict
+from amgan_tf.edit import REGION_THRESHOLD, apply_edit
 from amgan_tf.models.amgan import AMGAN, AmganConfig
 from amgan_tf.models.attribute_cnn import MODEL_DIR, AttributeCNN, load_attribute_cnn
 from amgan_tf.models.networks import Generator
@@ -65,6 +66,14 @@ def read_config(workdir: str) -> TrainConfig:
                          f"by `python -m amgan_tf.train`?") from None
 
 
+def _with_floor(config: TrainConfig, attention_floor: float | None) -> TrainConfig:
+    """The run's config with its edit-time attention floor replaced (None: kept)."""
+    if attention_floor is None:
+        return config
+    return dataclasses.replace(config, amgan=dataclasses.replace(
+        config.amgan, attention_floor=float(attention_floor)))
+
+
 def read_schema(workdir: str) -> AttributeSchema:
     path = os.path.join(workdir, SCHEMA_FILE)
     if not os.path.exists(path):
@@ -106,9 +115,10 @@ def build_model(schema: AttributeSchema, config: AmganConfig, cnn_dir: str | Non
     return model, cnn
 
 
-def load_trained(workdir: str):
-    """(AMGAN restored from the latest checkpoint, the attribute CNN or None, TrainConfig)."""
-    config = read_config(workdir)
+def load_trained(workdir: str, attention_floor: float | None = None):
+    """(AMGAN restored from the latest checkpoint, the attribute CNN or None, TrainConfig).
+    `attention_floor` replaces the run's edit-time floor (None: the run's)."""
+    config = _with_floor(read_config(workdir), attention_floor)
     schema = read_schema(workdir)
     model, cnn = build_model(schema, config.amgan, _cnn_model_dir(config, workdir))
     ckpt = checkpoint(model, tf.Variable(0, dtype=tf.int64))
@@ -136,6 +146,11 @@ class TrainedGenerator:
         """How its training images were made square; every edit brings its input there alike."""
         return self.config.data.resize
 
+    @property
+    def attention_floor(self) -> float:
+        """The run's edit-time mask floor (`amgan_tf.edit.floored_attention`)."""
+        return self.config.amgan.attention_floor
+
     def attention_and_colour(self, x, m):
         """(a, z) of G at the training size, the `generate` of `amgan_tf.edit.apply_edit`."""
         override = None
@@ -148,11 +163,18 @@ class TrainedGenerator:
         _, a, z = self.G(x, m, attention_override=override)
         return a, z
 
+    def edit(self, images, m, m_region=None, threshold=REGION_THRESHOLD, inside=True):
+        """`amgan_tf.edit.apply_edit` with this run's size, resize mode and attention floor."""
+        return apply_edit(self.attention_and_colour, images, m, self.image_size, m_region,
+                          threshold, inside, self.resize, self.attention_floor)
 
-def load_generator(workdir: str, dtype_policy: str = "float32") -> TrainedGenerator:
+
+def load_generator(workdir: str, dtype_policy: str = "float32",
+                   attention_floor: float | None = None) -> TrainedGenerator:
     """G restored alone from the latest checkpoint (critics and optimizer state are not read), in
-    `dtype_policy` whatever it trained in (bfloat16-trained weights are float32 variables)."""
-    config = read_config(workdir)
+    `dtype_policy` whatever it trained in (bfloat16-trained weights are float32 variables);
+    `attention_floor` replaces the run's edit-time floor (None: the run's)."""
+    config = _with_floor(read_config(workdir), attention_floor)
     schema = read_schema(workdir)
     g_config = dataclasses.replace(config.amgan.generator, dtype_policy=dtype_policy)
     G = Generator(g_config, name="G")

@@ -225,15 +225,13 @@ def grid_column(workdir: str, group: str, path: str) -> None:
 
     from amgan_tf import trained
     from amgan_tf.data import datasets
-    from amgan_tf.edit import apply_edit
     model = trained.load_generator(workdir)
     test = datasets.load_split(model.config.data, "test", limit=GRID_INPUTS)
     edits = grid_edits(model.schema, test.labels)
     tiles, inputs = [], []
     for i, r, target in edits:
         m = model.schema.encode_batch(np.array([r]), np.array([target]))
-        out, _ = apply_edit(model.attention_and_colour, test.images[i:i + 1], m,
-                            model.image_size)
+        out, _ = model.edit(test.images[i:i + 1], m)
         tiles.append(out.numpy()[0])
         inputs.append(test.images[i])
     Image.fromarray(np.concatenate(tiles, axis=0)).save(path)

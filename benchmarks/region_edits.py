@@ -17,7 +17,6 @@ from absl import app, flags
 
 from amgan_tf import trained
 from amgan_tf.data.synthfashion import SynthFashion
-from amgan_tf.edit import apply_edit
 from amgan_tf.metrics import changed_region
 
 FLAGS = flags.FLAGS
@@ -55,8 +54,7 @@ def main(argv):
           "the region | MAE inside / outside |")
     print("|---|---|---|---|")
     for t in map(float, FLAGS.thresholds):
-        out, _ = apply_edit(model.attention_and_colour, images, m, model.image_size, m_region, t,
-                            True)
+        out, _ = model.edit(images, m, m_region, t, True)
         d = np.abs(out.numpy().astype(float) - images.astype(float))
         total = d.sum(axis=-1)
         share = total[truth].sum() / max(total.sum(), 1e-9)

@@ -19,6 +19,7 @@ class IdentityModel:
     """Edits nothing: x* = x, a = 0."""
 
     schema = SCHEMA
+    attention_floor = 0.0
 
     def generate(self, x, m, r=None, c_of_x=None):
         return x, tf.zeros_like(x[..., :1]), x

@@ -203,6 +203,49 @@ def test_exports_edit_as_the_training_data_was_resized(stretched, tool, tmp_path
     assert np.abs(got["image"].numpy()[0].astype(int) - want).max() <= 1
 
 
+@pytest.fixture(scope="module")
+def floored(workdir, tmp_path_factory):
+    """The tiny model with the run's edit-time attention floor set (`--attention_floor=0.3`)."""
+    path = str(tmp_path_factory.mktemp("floored") / "run")
+    shutil.copytree(workdir, path)
+    config = trained.read_config(path)
+    config.amgan.attention_floor = 0.3
+    trained.save_config(path, config)
+    return path
+
+
+def test_exports_apply_the_runs_attention_floor(floored, tool, tmp_path):
+    """The SavedModel, the portable graph and their metadata carry the run's floor, and edit as
+    the CLI does with it; `load_generator(..., attention_floor=0)` restores the raw mask."""
+    from amgan_tf.export_portable import MANIFEST_FILE, PortableModule, write_manifest
+    g = trained.load_generator(floored)
+    assert g.attention_floor == 0.3
+    assert trained.load_generator(floored, attention_floor=0.0).attention_floor == 0.0
+    assert trained.load_trained(floored, attention_floor=0.1)[2].amgan.attention_floor == 0.1
+    cli = manipulate_lib.Manipulator(g)
+    x = images(32, 32, 1, seed=11)
+    edit = manipulate_lib.Edit("colour", "red")
+    want, mask = cli.manipulate_image(x[0], edit)
+    raw, raw_mask = tool.manipulate_image(x[0], edit)
+    np.testing.assert_allclose(mask, np.maximum(raw_mask - 0.3, 0) / 0.7, atol=1e-5)
+    assert (mask == 0).mean() > 0.05 and np.abs(want.astype(int) - raw).max() > 1  # it mattered
+    result = export_lib.export_saved_model(g, str(tmp_path / "sm"))
+    out = tf.saved_model.load(result.path).signatures["serving_default"](
+        images=tf.constant(x), attribute=tf.constant("colour"), value=tf.constant("red"))
+    assert np.abs(out["images"].numpy()[0].astype(int) - want).max() <= 1
+    np.testing.assert_allclose(out["attention"].numpy()[0, ..., 0], mask, atol=1e-5)
+    with open(os.path.join(result.path, "assets.extra", export_lib.METADATA_FILE)) as f:
+        assert json.load(f)["attention_floor"] == 0.3
+    got = PortableModule.of(g).edit(tf.constant(x), tf.constant([g.schema.encode("colour", "red")],
+                                                                tf.float32),
+                                    tf.constant(0.5), tf.constant(1.0))
+    np.testing.assert_allclose(got["attention"].numpy()[0, ..., 0], mask, atol=1e-5)
+    assert np.abs(got["image"].numpy()[0].astype(int) - want).max() <= 1
+    write_manifest(str(tmp_path), g, 32, "tflite")
+    with open(tmp_path / MANIFEST_FILE) as f:
+        assert json.load(f)["attention_floor"] == 0.3
+
+
 @pytest.mark.parametrize("mode", ["inside", "outside"])
 def test_region_signature_equals_the_cli(exported, tool, mode):
     _, _, sm = exported

@@ -12,6 +12,8 @@ import tensorflow as tf
 
 from amgan_tf import manipulate_lib
 from amgan_tf.data import synthfashion
+from amgan_tf.edit import apply_edit, apply_stacked_edit, floored_attention
+from amgan_tf.trained import TrainedGenerator
 
 SCHEMA = synthfashion.schema()
 SIZE = 32
@@ -36,6 +38,10 @@ class MaskModel:
     schema = SCHEMA
     image_size = SIZE
     resize = "pad"
+    edit = TrainedGenerator.edit  # the real one, on this model's attributes
+
+    def __init__(self, attention_floor=0.0):
+        self.attention_floor = attention_floor
 
     def attention_and_colour(self, x, m):
         assert x.shape[1:] == (SIZE, SIZE, 3)
@@ -104,11 +110,66 @@ def test_no_region_uses_the_edits_own_mask():
     np.testing.assert_array_equal(result[0, 0], want.astype(np.uint8))
 
 
+def test_attention_floor_known_values():
+    a = tf.constant([0.0, 0.1, 0.2, 0.6, 1.0])
+    np.testing.assert_allclose(floored_attention(a, 0.2).numpy(), [0, 0, 0, 0.5, 1], atol=1e-6)
+    assert floored_attention(a, 0.0) is a  # the paper's mask, not even an op in the graph
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match=r"attention floor must be in \[0, 1\)"):
+            floored_attention(a, bad)
+
+
+def test_attention_floor_in_plain_and_region_edits():
+    """Uniform 0.6 with floor 0.5 edits at 0.2; floor 0.7 leaves the image bit-identical; a region
+    is floored before it is scaled to its peak (rim 0.4 -> 0, 0.76 -> 0.52, 0.8 -> 0.6)."""
+    image = np.full((32, 32, 3), 100, np.uint8)
+    edit = manipulate_lib.Edit("colour", "orange")
+    result, mask = manipulate_lib.Manipulator(MaskModel(0.5)).manipulate_image(image, edit)
+    np.testing.assert_allclose(mask, 0.2, atol=1e-6)
+    want = np.round((0.2 * Z_COLOUR + 0.8 * (100 / 127.5 - 1) + 1) * 127.5)
+    np.testing.assert_array_equal(result[0, 0], want.astype(np.uint8))
+    result, mask = manipulate_lib.Manipulator(MaskModel(0.7)).manipulate_image(image, edit)
+    assert mask.max() == 0.0
+    np.testing.assert_array_equal(result, image)
+    _, region = manipulate_lib.Manipulator(MaskModel(0.5)).manipulate_image(
+        image, edit, manipulate_lib.Region("sleeve", "short", 0.8))
+    floored = np.maximum(region_map() - 0.5, 0) / 0.5
+    relative = floored / floored.max()
+    np.testing.assert_allclose(region, np.where(relative >= 0.8, relative, 0), atol=1e-6)
+    assert (region > 0).sum() == 12 * 8  # 0.52 / 0.6 = 0.87 stays, the rim went
+
+
+@pytest.mark.parametrize("region", [False, True])
+def test_stacked_edit_applies_the_floor_alike(region):
+    """The portable graphs' `apply_stacked_edit` and `apply_edit` agree with a floor."""
+    model = MaskModel()
+    image = np.random.default_rng(4).integers(0, 256, (1, 40, 56, 3), np.uint8)
+    m = SCHEMA.encode("colour", "orange")[None].astype(np.float32)
+    m_region = SCHEMA.encode("sleeve", "short")[None].astype(np.float32)
+
+    def generate(x, ms):  # the stand-in's maps, one row per stacked copy
+        return tuple(tf.concat(t, 0) for t in zip(
+            *(model.attention_and_colour(x[i:i + 1], ms[i:i + 1]) for i in range(len(ms)))))
+
+    ms = tf.constant(np.concatenate([m, m_region]) if region else m)
+    m, m_region = tf.constant(m), tf.constant(m_region)
+    got, got_mask = apply_stacked_edit(generate, image, ms, SIZE, 0.8, attention_floor=0.3)
+    want, want_mask = apply_edit(model.attention_and_colour, image, m, SIZE,
+                                 m_region if region else None, 0.8, attention_floor=0.3)
+    np.testing.assert_allclose(got_mask.numpy(), want_mask.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    raw, _ = apply_edit(model.attention_and_colour, image, m, SIZE,
+                        m_region if region else None, 0.8)
+    assert np.any(raw.numpy() != want.numpy())  # the floor mattered
+
+
 class TopQuarterModel:
     """Attention 1 on the top quarter of the training square; records the square it is given."""
 
     schema = SCHEMA
     image_size = SIZE
+    attention_floor = 0.0
+    edit = TrainedGenerator.edit
 
     def __init__(self, resize):
         self.resize = resize

@@ -43,6 +43,10 @@ class AmganConfig:
     # L_a's target is the normalised CAM raised to this power (1 = the paper). A power > 1 keeps
     # the CAM's ranking but lowers its leak outside the region (benchmarks/cam_target_fit.py).
     cam_target_power: float = 1.0
+    # Edit time only (`amgan_tf.edit.floored_attention`; training's losses see the raw mask): the
+    # mask maps to max(a - floor, 0) / (1 - floor) in every edit (CLI, evaluation, exports).
+    # 0 = the paper's x* = a z + (1 - a) x.
+    attention_floor: float = 0.0
     xla_crops: bool = False  # gather-based crops (tf.image.crop_and_resize has no XLA kernel)
     learning_rate: float = 1e-4
     beta_1: float = 0.5
@@ -59,6 +63,9 @@ class AmganConfig:
         if self.cam_target_power <= 0:
             raise ValueError(f"cam_target_power must be > 0 (1 = the paper's CAM target), got "
                              f"{self.cam_target_power}.")
+        if not 0.0 <= self.attention_floor < 1.0:
+            raise ValueError(f"attention_floor must be in [0, 1) (0 = the raw mask), got "
+                             f"{self.attention_floor}.")
         self.perceptual_layers = tuple(self.perceptual_layers)
 
     @property
@@ -150,6 +157,11 @@ class AMGAN(keras.Model):
     @property
     def generator_variables(self):
         return self.G.trainable_variables
+
+    @property
+    def attention_floor(self) -> float:
+        """The edit-time mask floor every edit of this model applies (`edit.floored_attention`)."""
+        return self.config.attention_floor
 
     def build_all(self):
         """Create every variable (call under the strategy scope, before training or restoring)."""
