@@ -8,11 +8,12 @@ shows nothing of the pattern's phase and period (per figure, uniform in SynthFas
 pattern drawn on it cannot know where the stripes, dots or checks fall. For every edit this scores
 two oracles that know everything else exactly (outside the truly changed region they copy the
 input; inside it they are the true counterfactual):
-- 'sharp': the truth rendered with the phase and period resampled (where the input is plain), i.e.
-  a perfect-looking pattern in the wrong place; mean over --samples draws;
+- 'sharp': the truth rendered with what the input does not show resampled (phase and period
+  from a plain garment; the horizontal phase from stripes, which dots and checks need), i.e. a
+  perfect-looking pattern in the wrong place; mean over --samples draws;
 - 'median': the per-pixel median over those draws, the L1-optimal prediction under that
   uncertainty (it blurs or drops the pattern).
-Where the input is patterned, the phase and period are visible and both oracles equal the truth.
+Where the input shows all the target needs, both oracles equal the truth.
 """
 
 from __future__ import annotations
@@ -34,6 +35,19 @@ flags.DEFINE_integer("num_train", 12000, "Index of the first test figure (the tr
 flags.DEFINE_integer("seed", 0, "SynthFashion seed.")
 
 
+def _unobservable(pattern: str, target: str) -> set[str]:
+    """The pattern parameters the target needs that the input's pattern does not show: a plain
+    garment shows none; horizontal stripes show the period and the vertical phase, not the
+    horizontal one that dots and checks need; dots and checks show all."""
+    if target == "plain":
+        return set()
+    if pattern == "plain":
+        return {"period", "pu", "pv"}
+    if pattern == "stripes" and target in ("dots", "checks"):
+        return {"pu"}
+    return set()
+
+
 def edit_floor(synth: SynthFashion, index: int, attr: str, value: str, samples: int,
                rng: np.random.Generator) -> dict[str, float]:
     """Whole-image MAE (0-255) to the truth of: doing nothing, the sharp and the median oracle."""
@@ -43,13 +57,18 @@ def edit_floor(synth: SynthFashion, index: int, attr: str, value: str, samples: 
     truth, _ = render(truth_spec, synth.size)
     x, truth = x.astype(np.float32), truth.astype(np.float32)
     changed = changed_region(x[None], truth[None], grow=1)[0][..., None]
-    if spec.pattern != "plain" or truth_spec.pattern == "plain":
-        draws = [truth]  # the phase is visible (or irrelevant): the oracle can be exact
+    hidden = _unobservable(spec.pattern, truth_spec.pattern)
+    if not hidden:
+        draws = [truth]  # what the truth needs is visible (or irrelevant): the oracle can be exact
     else:
-        draws = [render(dataclasses.replace(
-            truth_spec, pattern_period=float(rng.uniform(0.13, 0.17)),
-            pattern_phase=(float(rng.uniform(0, 1)), float(rng.uniform(0, 1)))),
-            synth.size)[0].astype(np.float32) for _ in range(samples)]
+        def resampled():
+            period, (pu, pv) = truth_spec.pattern_period, truth_spec.pattern_phase
+            if "period" in hidden:
+                period = float(rng.uniform(0.13, 0.17))
+            pu = float(rng.uniform(0, 1)) if "pu" in hidden else pu
+            pv = float(rng.uniform(0, 1)) if "pv" in hidden else pv
+            return dataclasses.replace(truth_spec, pattern_period=period, pattern_phase=(pu, pv))
+        draws = [render(resampled(), synth.size)[0].astype(np.float32) for _ in range(samples)]
     sharp = np.mean([np.abs(np.where(changed, d, x) - truth).mean() for d in draws])
     median = np.where(changed, np.median(np.stack(draws), axis=0), x)
     return {"input": float(np.abs(x - truth).mean()), "sharp": float(sharp),
