@@ -103,7 +103,7 @@ def storm(binary: str, args: list[str], workdir: str, kills: int, checkpoint_eve
     rng = random.Random(seed)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     stats = {"kills": 0, "kills_during_startup": 0, "kills_during_checkpoint_write": 0,
-             "steps_lost_per_kill": [], "restarts": 0}
+             "steps_lost_per_kill": [], "resumed_from": [], "restarts": 0}
     startup = None
     last_step = 0  # the last step the previous (killed) run reported
     pending_loss = False  # a kill whose loss the next run that resumes will show
@@ -143,6 +143,7 @@ def storm(binary: str, args: list[str], workdir: str, kills: int, checkpoint_eve
             raise TimeoutError(f"The kill storm took over {max_seconds} s: {stats}")
         resumed = _resumed(lines)
         if resumed is not None:  # the work lost by the last kill shows where this run resumed
+            stats["resumed_from"].append(resumed)
             if pending_loss:
                 stats["steps_lost_per_kill"].append(max(0, last_step - resumed))
             steps = _steps(lines)

@@ -122,7 +122,7 @@ def test_comparison_configs_share_the_budget_and_keep_the_papers_losses(name):
     assert config.amgan.batch_size == quick.amgan.batch_size
     assert config.amgan.generator.upsample == quick.amgan.generator.upsample == "resize"
     assert config.amgan.cam_target_power == 1.0 and config.amgan.weights.lambda_out == 0.0
-    assert quick.amgan.cam_target_power == 3.0 and quick.amgan.weights.lambda_out == 50.0
+    assert quick.amgan.cam_target_power == 3.0 and quick.amgan.weights.lambda_out == 100.0
 
 
 def test_recorded_dataset_config_with_only_the_given_flags_overriding():
