@@ -29,7 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "PYTHONPATH": ROOT}
+# Every process of a storm and its reference run gets the same thread pools: TF's float results
+# depend on the intra-op thread count (1 vs 2 threads changes every tensor of a 60-step run), and
+# the default count follows what the machine reports at each start.
+ENV = {**os.environ, "PYTHONPATH": ROOT, "TF_NUM_INTRAOP_THREADS": "2",
+       "TF_NUM_INTEROP_THREADS": "2"}
 _STEP = re.compile(r"\bstep (\d+)/\d+")
 _RESUMED = re.compile(r"Resuming from .* \(step (\d+)\)")
 
