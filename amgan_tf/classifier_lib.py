@@ -62,7 +62,8 @@ def run(config: ClassifierConfig, workdir: str) -> dict:
         config.model = dataclasses.replace(config.model, image_size=config.data.image_size)
     ckpt_dir = os.path.join(workdir, "checkpoints")
     loop.claim_workdir(os.path.join(workdir, RUN_RECORD), config.to_dict(),
-                       RESUMABLE_CHANGES, resuming=bool(loop.checkpoint_prefixes(ckpt_dir)))
+                       RESUMABLE_CHANGES, resuming=bool(loop.checkpoint_prefixes(ckpt_dir)),
+                       defaults=ClassifierConfig().to_dict())
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     # Seeded here, after data loading: preparing a dataset may draw from the global generators.

@@ -14,9 +14,10 @@ sleeveless marks the sleeves) restricts the edit to inside that region (mask a1)
 by its per-image maximum, with values below `threshold` set to 0. A trained mask often peaks well
 below 1 (the quick start's sleeve masks), and an absolute threshold then left an empty region.
 
-The attention floor (`AmganConfig.attention_floor`, edit time only: training's losses see the raw
-mask) maps a to max(a - floor, 0) / (1 - floor) before anything else: a trained mask rarely
-reaches 0 outside the edited region, and there every leaked share of z changes the image.
+The attention floor (`AmganConfig.attention_floor`; training's losses see the raw mask unless
+`train_attention_floor`) maps a to max(a - floor, 0) / (1 - floor) before anything else: a trained
+mask rarely reaches 0 outside the edited region, and there every leaked share of z changes the
+image.
 """
 
 from __future__ import annotations

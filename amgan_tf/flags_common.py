@@ -161,9 +161,12 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
                        "L_a's target is the normalised CAM to this power (1 = the paper; > 1 "
                        "sharpens it).", flag_values=fv)
     flags.DEFINE_float("attention_floor", a.attention_floor,
-                       "Edits only (training sees the raw mask): the mask a becomes "
-                       "max(a - floor, 0) / (1 - floor), so a mask's low leak changes nothing; "
-                       "0 = the paper.", flag_values=fv)
+                       "Every edit's mask a becomes max(a - floor, 0) / (1 - floor), so a mask's "
+                       "low leak changes nothing; 0 = the paper. Training sees the raw mask "
+                       "unless --train_attention_floor.", flag_values=fv)
+    flags.DEFINE_boolean("train_attention_floor", a.train_attention_floor,
+                         "Blend training's fakes through the floored mask too, so G learns to put "
+                         "what an edit needs above --attention_floor.", flag_values=fv)
     flags.DEFINE_float("learning_rate", a.learning_rate, "Adam lr of G and the critics.",
                        flag_values=fv)
     flags.DEFINE_float("beta1", a.beta_1, "Adam beta1.", flag_values=fv)
@@ -208,6 +211,7 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
         use_dc=values.use_dc, attention_source=values.attention_source, weights=weights,
         perceptual_layers=tuple(values.perceptual_layers), crop_threshold=values.crop_threshold,
         cam_target_power=values.cam_target_power, attention_floor=values.attention_floor,
+        train_attention_floor=values.train_attention_floor,
         learning_rate=values.learning_rate, beta_1=values.beta1, beta_2=values.beta2,
         total_steps=values.steps)
     classifier = dc.replace(classifier_config(values, seed, log_every), data=data)

@@ -239,13 +239,15 @@ def _may_differ(key: str, may_differ) -> bool:
 
 
 def claim_workdir(path: str, config: dict, may_differ, resuming: bool, chief: bool = True,
-                  tunable=()) -> None:
+                  tunable=(), defaults: dict | None = None) -> None:
     """Record the run's settings in `path`, or, when resuming from checkpoints, refuse with the
     list of differences if they were written under other settings (another image size, other
     attributes, other networks), instead of failing later on a shape deep inside TF.
 
     `may_differ`: dotted keys (or key prefixes) a resumed run may change, such as steps or paths;
-    `tunable`: keys it may change with a logged warning (loss weights, learning rates)."""
+    `tunable`: keys it may change with a logged warning (loss weights, learning rates);
+    `defaults`: the settings' defaults, which a key added to the code after the workdir was
+    written counts as having (an older run resumes unless it is set to something else)."""
     config = json.loads(json.dumps(config))  # tuples -> lists, as in the file
     if resuming and os.path.exists(path):
         try:
@@ -259,6 +261,9 @@ def claim_workdir(path: str, config: dict, may_differ, resuming: bool, chief: bo
                 f"cannot be checked against this run's settings. Restore the file, or train in a "
                 f"new --workdir.") from None
         old, new = _flatten(saved), _flatten(config)
+        for k, v in _flatten(json.loads(json.dumps(defaults or {}))).items():
+            if k not in old and k in new:
+                old[k] = v
         changed = [k for k in sorted(set(old) | set(new)) if old.get(k, None) != new.get(k, None)
                    and not _may_differ(k, may_differ)]
 

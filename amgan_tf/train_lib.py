@@ -105,8 +105,11 @@ def run(config: TrainConfig, workdir: str) -> dict:
              strategy.num_replicas_in_sync)
     ckpt_dir = os.path.join(workdir, trained.CHECKPOINT_DIR)
     resuming = bool(loop.checkpoint_prefixes(ckpt_dir))
-    loop.claim_workdir(os.path.join(workdir, trained.CONFIG_FILE), config.to_dict(),
-                       RESUMABLE_CHANGES, resuming, chief, TUNABLE_ON_RESUME)
+    # A floor that training blends through is part of the objective, not an edit-time choice.
+    may_differ = tuple(k for k in RESUMABLE_CHANGES if not (
+        k == "amgan.attention_floor" and config.amgan.train_attention_floor))
+    loop.claim_workdir(os.path.join(workdir, trained.CONFIG_FILE), config.to_dict(), may_differ,
+                       resuming, chief, TUNABLE_ON_RESUME, defaults=TrainConfig().to_dict())
 
     cls_dir = ensure_attribute_cnn(config, workdir)
     train = datasets.load_split(config.data, "train")

@@ -173,6 +173,31 @@ def test_needs_cnn_and_config_errors():
     AMGAN(SCHEMA, tiny_config(use_dc=False, weights=losses.LossWeights(lambda_a=0, lambda_p=0)))
 
 
+def test_train_attention_floor_blends_fakes_as_edits_do():
+    """With train_attention_floor, training's x* is the edit a user gets (the floored mask, as
+    `apply_edit`), while `generate` still returns the raw mask for L_a and D_C; without it,
+    training blends with the raw mask."""
+    from amgan_tf.edit import apply_edit
+    from amgan_tf.imaging import to_float, to_uint8
+    images = to_uint8(tf.random.uniform((2, 32, 32, 3), -1.0, 1.0, seed=3))
+    x = to_float(images)
+    m = tf.constant(SCHEMA.encode_batch(np.array([0, 1]), np.array([1, 2])))
+    model = make_model(attention_floor=0.5, train_attention_floor=True)
+    raw_fake, raw_a, z = model.G(x, m)
+    x_fake, a, _ = model.generate(x, m)
+    np.testing.assert_array_equal(a, raw_a)
+    assert 0.1 < float(tf.reduce_mean(tf.cast(raw_a < 0.5, tf.float32))) < 0.9  # the floor bites
+    edited, mask = apply_edit(lambda t, mm: model.G(t, mm)[1:], images, m, 32,
+                              attention_floor=0.5)
+    assert np.abs(to_uint8(x_fake).numpy().astype(int) - edited.numpy()).max() <= 1
+    np.testing.assert_allclose(x_fake, mask * z + (1 - mask) * x, atol=1e-6)
+    assert float(tf.reduce_max(tf.abs(x_fake - raw_fake))) > 0.05
+    edit_only = make_model(attention_floor=0.5)  # the same weights (seed), floor at edit time only
+    np.testing.assert_allclose(edit_only.generate(x, m)[0], raw_fake, atol=1e-6)
+    with pytest.raises(ValueError, match="attention_floor is 0"):
+        tiny_config(train_attention_floor=True)
+
+
 def test_residual_colour_head_starts_as_the_input():
     keras.utils.set_random_seed(0)
     x = tf.random.uniform((2, 32, 32, 3), -0.99, 0.99)

@@ -164,6 +164,14 @@ def test_claim_workdir_lists_every_difference(tmp_path, caplog):
     assert "a: 1 in the workdir, 2 now; n.b: [1, 2] in the workdir, '<missing>' now" in str(e.value)
     with open(path) as f:
         assert json.load(f)["n"]["c"] == "y"  # a refused run leaves the record alone
+    # A setting added to the code after the record was written counts as its default.
+    newer = {"a": 1, "n": {"b": [1, 2], "c": "y", "new": False}, "steps": 9}
+    with pytest.raises(ValueError, match="n.new: '<missing>' in the workdir, False now"):
+        loop.claim_workdir(path, newer, ["steps"], True)
+    with pytest.raises(ValueError, match="n.new: False in the workdir, True now"):
+        loop.claim_workdir(path, {**newer, "n": {**newer["n"], "new": True}}, ["steps"], True,
+                           defaults={"n": {"new": False}})
+    loop.claim_workdir(path, newer, ["steps"], True, defaults={"n": {"new": False}})
 
 
 def _limit_file_size(limit):

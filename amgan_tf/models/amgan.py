@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from amgan_tf import losses, precision
 from amgan_tf.attributes import AttributeSchema
+from amgan_tf.edit import floored_attention
 from amgan_tf.models.attribute_cnn import AttributeCNN
 from amgan_tf.models.networks import (Critic, CriticConfig, Generator, GeneratorConfig,
                                       critic_for_crops, crop_size)
@@ -43,10 +44,13 @@ class AmganConfig:
     # L_a's target is the normalised CAM raised to this power (1 = the paper). A power > 1 keeps
     # the CAM's ranking but lowers its leak outside the region (benchmarks/cam_target_fit.py).
     cam_target_power: float = 1.0
-    # Edit time only (`amgan_tf.edit.floored_attention`; training's losses see the raw mask): the
-    # mask maps to max(a - floor, 0) / (1 - floor) in every edit (CLI, evaluation, exports).
-    # 0 = the paper's x* = a z + (1 - a) x.
+    # The mask maps to max(a - floor, 0) / (1 - floor) in every edit (CLI, evaluation, exports;
+    # `amgan_tf.edit.floored_attention`). 0 = the paper's x* = a z + (1 - a) x.
     attention_floor: float = 0.0
+    # Also blend training's fakes (and cycle reconstructions) through the floored mask, so G learns
+    # to put what an edit needs above the floor; off, the floor is edit time only and training's
+    # losses see the raw mask.
+    train_attention_floor: bool = False
     xla_crops: bool = False  # gather-based crops (tf.image.crop_and_resize has no XLA kernel)
     learning_rate: float = 1e-4
     beta_1: float = 0.5
@@ -66,6 +70,9 @@ class AmganConfig:
         if not 0.0 <= self.attention_floor < 1.0:
             raise ValueError(f"attention_floor must be in [0, 1) (0 = the raw mask), got "
                              f"{self.attention_floor}.")
+        if self.train_attention_floor and self.attention_floor == 0.0:
+            raise ValueError("train_attention_floor trains through the attention floor, but "
+                             "attention_floor is 0: set it (e.g. 0.2), or leave the option off.")
         self.perceptual_layers = tuple(self.perceptual_layers)
 
     @property
@@ -186,10 +193,17 @@ class AMGAN(keras.Model):
         return self.cnn.cam(x, tf.gather(self.r_columns, r), value, conv5=conv5)
 
     def generate(self, x, m, r=None, c_of_x=None):
-        """(x*, a, z); with CAM attention the mask is the CAM of x's current value of attribute r."""
+        """(x*, a, z) with a the raw mask; with CAM attention the mask is the CAM of x's current
+        value of attribute r. With `train_attention_floor`, x* is blended as every edit is (the
+        floored mask), while a stays raw for L_a, D_C's crops and the mask terms."""
         if self.config.attention_source == "cam":
-            return self.G(x, m, attention_override=self._cam(x, r, c_of_x)[..., None])
-        return self.G(x, m)
+            x_fake, a, z = self.G(x, m, attention_override=self._cam(x, r, c_of_x)[..., None])
+        else:
+            x_fake, a, z = self.G(x, m)
+        if self.config.train_attention_floor:
+            a_edit = floored_attention(a, self.config.attention_floor)
+            x_fake = a_edit * z + (1.0 - a_edit) * tf.cast(x, a.dtype)
+        return x_fake, a, z
 
     def _edit_region(self, cam_org, x_fake, conv5_fake, r, c_trg):
         """`edit_region` of this step; conv5_fake: the CNN's conv5 features of x_fake, shared
