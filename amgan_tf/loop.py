@@ -28,7 +28,7 @@ from typing import Callable, Mapping
 
 import tensorflow as tf
 
-from amgan_tf.runtime import CheckpointError, check_finite
+from amgan_tf.runtime import CheckpointError, check_finite, tune_malloc
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,7 @@ def run(step: tf.Variable, checkpoints: Checkpoints, settings: LoopSettings,
 
     `report(step, logs, steps_per_second)` is called every log_every steps and on the last one;
     `after_step(step)` after every step, once its checkpoint (if due) is written."""
+    tune_malloc()
     start = int(step)
     end = settings.steps
     if settings.stop_after:
