@@ -85,8 +85,10 @@ def tune_malloc() -> bool:
 
 
 def run_and_report(body: Callable[[], dict]) -> None:
-    """Run a binary's body; print its result as JSON, or a user error as `error: ...` (exit 1)."""
-    tune_malloc()
+    """Run a binary's body; print its result as JSON, or a user error as `error: ...` (exit 1).
+
+    No TF work may happen here before `body`: MultiWorkerMirroredStrategy must configure the
+    collective ops before TF's context starts, so `tune_malloc` runs in the loop skeleton."""
     try:
         result = body()
     except USER_ERRORS as e:
