@@ -136,6 +136,9 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
     flags.DEFINE_enum("g_upsample", a.generator.upsample, UPSAMPLING,
                       "G's decoder: transpose (the paper's transposed convolutions) or resize "
                       "(nearest x2 + 3x3 convolution, no checkerboard).", flag_values=fv)
+    d("g_skips", a.generator.skips, "U-Net skips into G's decoder: how many of its levels, from "
+      "the full resolution up, also get the encoder's features of the same size (0 = the paper).",
+      flag_values=fv)
     flags.DEFINE_enum("g_colour_head", a.generator.colour_head, COLOUR_HEADS,
                       "G's colour head: absolute (the paper, z = tanh(h)) or residual "
                       "(z = tanh(atanh(x) + h), starting as the input).", flag_values=fv)
@@ -204,7 +207,7 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
         image_size=data.image_size, batch_size=values.batch_size, n_critic=values.n_critic,
         generator=GeneratorConfig(conv_dim=values.g_conv_dim, repeat_num=values.g_repeat_num,
                                   mode=values.generator_mode, dtype_policy=values.g_dtype_policy,
-                                  upsample=values.g_upsample,
+                                  upsample=values.g_upsample, skips=values.g_skips,
                                   colour_head=values.g_colour_head),
         critic=CriticConfig(conv_dim=values.d_conv_dim, repeat_num=values.d_repeat_num,
                             max_dim=values.d_max_dim, dtype_policy=values.d_dtype_policy),

@@ -113,12 +113,45 @@ def test_subpixel_form_of_the_transposed_convolution_is_exact():
     got = transpose_conv_as_subpixel(x, layer.kernel)
     assert got.shape == want.shape == (2, 14, 18, 5)
     np.testing.assert_allclose(got, want, atol=1e-5)
-    g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1))
     x = tf.random.uniform((2, 32, 32, 3), -1, 1)
     m = tf.constant(SCHEMA.encode_batch(np.array([0, 1]), np.array([1, 2])))
-    for plain, sub in zip(g(x, m), g(x, m, subpixel=True)):
-        np.testing.assert_allclose(sub, plain, atol=1e-5)
-        assert float(tf.reduce_max(tf.abs(plain))) > 1e-2  # not trivially zero
+    for skips in (0, 2):
+        g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, skips=skips))
+        for plain, sub in zip(g(x, m), g(x, m, subpixel=True)):
+            np.testing.assert_allclose(sub, plain, atol=1e-5)
+            assert float(tf.reduce_max(tf.abs(plain))) > 1e-2  # not trivially zero
+
+
+@pytest.mark.parametrize("upsample", ["resize", "transpose"])
+def test_unet_skips_carry_the_encoder_levels_to_the_decoder(upsample):
+    """skips=1: the heads also see the full-resolution level's features, computed here by hand;
+    skips=2 also feeds the half-resolution level to the last upsampling; 0 is the paper's G with
+    its variables unchanged (old checkpoints load)."""
+    keras.utils.set_random_seed(4)
+    x = tf.random.uniform((2, 32, 32, 3), -1, 1)
+    m = tf.constant(SCHEMA.encode_batch(np.array([0, 1]), np.array([1, 2])))
+    plain = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, upsample=upsample))
+    plain(x, m)
+    g = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, upsample=upsample, skips=1))
+    g(x, m)
+    trunk = g.trunk
+    features = trunk(x, m)
+    assert features.shape == (2, 32, 32, 16) and plain.trunk(x, m).shape == (2, 32, 32, 8)
+    y = tf.concat([x, tf.tile(m[:, None, None, :], [1, 32, 32, 1])], -1)
+    first_level = trunk.blocks[2](trunk.blocks[1](trunk.blocks[0](y)))
+    np.testing.assert_allclose(features[..., 8:], first_level, atol=1e-6)
+    assert float(tf.reduce_max(first_level)) > 1e-2
+    assert [v.path.split("/", 1)[1] for v in plain.trainable_variables] == [
+        v.path.split("/", 1)[1] for v in g.trainable_variables]  # same names; wider heads
+    assert g.colour.kernel.shape[2] == 2 * plain.colour.kernel.shape[2]
+    second_up = [layer for layer in trunk.up if layer.name == "up1"][0]
+    assert second_up.kernel.shape[-1 if upsample == "transpose" else 2] == 16  # no level-1 skip
+    g2 = Generator(GeneratorConfig(conv_dim=8, repeat_num=1, upsample=upsample, skips=2))
+    g2(x, m)
+    second_up = [layer for layer in g2.trunk.up if layer.name == "up1"][0]
+    assert second_up.kernel.shape[-1 if upsample == "transpose" else 2] == 32  # 16 + level 1
+    with pytest.raises(ValueError, match="skips must be 0-2; got 3"):
+        GeneratorConfig(skips=3)
 def test_lr_schedule_constant_then_linear_to_zero():
     sched = HalfConstantLinearDecay(1e-4, 100)
     assert float(sched(0)) == pytest.approx(1e-4) and float(sched(50)) == pytest.approx(1e-4)

@@ -63,6 +63,11 @@ class GeneratorConfig:
     # images of Shen & Liu, CVPR 2017, in tanh's pre-activation space so z stays in [-1, 1]).
     # Measured worse at the quick-start budget (BUILD_NOTES.md, issue 14, experiment I1).
     colour_head: str = "absolute"
+    # U-Net skips (Ronneberger et al. 2015): the decoder's last `skips` levels also get the encoder's
+    # features of the same resolution (concatenated), so detail that the 4x-downsampled bottleneck
+    # drops (garment edges, pattern phase, the colour under an edit) can reach the heads. 0 = StarGAN
+    # and the paper.
+    skips: int = 0
     # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
     # 7.1x slower on an AVX2 one); "auto" picks it only where it is fast (precision.py);
     # "mixed_float16" suits older GPUs. Outputs are float32 either way.
@@ -73,6 +78,9 @@ class GeneratorConfig:
         _check_choice("dtype policy", self.dtype_policy, DTYPE_POLICIES)
         _check_choice("upsampling", self.upsample, UPSAMPLING)
         _check_choice("colour head", self.colour_head, COLOUR_HEADS)
+        if not 0 <= self.skips <= self.down_layers:
+            raise ValueError(f"G has {self.down_layers} resolution levels below the input, so "
+                             f"skips must be 0-{self.down_layers}; got {self.skips}.")
 
 
 @dataclasses.dataclass
@@ -118,13 +126,17 @@ class _Trunk(keras.layers.Layer):
                 self.up.append(layers.Conv2DTranspose(d, 4, strides=2, padding="same",
                                                       use_bias=False, name=f"up{i}"))
             self.up += [instance_norm(f"up{i}_in"), layers.ReLU()]
+        self.skips = cfg.skips
 
     def call(self, x, m, subpixel=False):
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         tiled = tf.tile(m[:, None, None, :], [1, h, w, 1])
         y = tf.cast(tf.concat([x, tf.cast(tiled, x.dtype)], axis=-1), self.compute_dtype)
+        encoded = []  # each resolution level's output (after its ReLU), for the U-Net skips
         for layer in self.blocks:
             y = layer(y)
+            if isinstance(layer, layers.ReLU):
+                encoded.append(y)
         for block in self.res:
             r = y
             for layer in block:
@@ -135,6 +147,10 @@ class _Trunk(keras.layers.Layer):
                 y = transpose_conv_as_subpixel(y, tf.cast(layer.kernel, y.dtype))
             else:
                 y = layer(y)
+            if isinstance(layer, layers.ReLU):  # the end of a decoder level
+                encoded.pop()  # the bottleneck first, then each level up to the full resolution
+                if len(encoded) <= self.skips:
+                    y = tf.concat([y, encoded[-1]], axis=-1)
         return y
 
 
