@@ -3,6 +3,7 @@
     python benchmarks/train_step.py [--sizes=quickstart,b8_64] [--repeats=5]
     python benchmarks/train_step.py --sizes=paper --repeats=2        # ~20 s per iteration on CPU
     python benchmarks/train_step.py --sizes=quickstart --g_policies=float32,mixed_bfloat16
+    python benchmarks/train_step.py --sizes=quickstart --g_skips=0,1
 
 For each named size it times, in one run and one process: this machine's float32 and bfloat16
 matmul peak (a probe); the reference StarGAN iteration (the official layer table: G with an
@@ -63,6 +64,8 @@ PYTORCH_OVER_TF_REFERENCE = 3.62 / 2.59  # the issue's one-run measurement on th
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["quickstart", "b8_64"], f"Named sizes: {', '.join(SIZES)}.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per part (after 2 warm-up calls).")
+flags.DEFINE_list("g_skips", [], "Instead of the full table: time AMGAN's G step with each "
+                  "number of U-Net skips in G (--g_skips=0,1,2; the first is the reference).")
 flags.DEFINE_string("g_dtype_policy", "", "Override AMGAN's G policy ('' = the size's).")
 flags.DEFINE_string("d_dtype_policy", "", "Override AMGAN's critics' policy ('' = the size's).")
 flags.DEFINE_list("g_policies", [], "Instead of the full table: time AMGAN's G step under each of "
@@ -224,22 +227,21 @@ def run_size(name: str, size: Size, peak: float) -> list[dict]:
     return rows
 
 
-def compare_g_policies(name: str, size: Size, policies: list[str]) -> None:
-    """AMGAN's G step under each G policy, one process: is bfloat16 worth it on this CPU?"""
-    from amgan_tf import precision
+def compare_g_steps(name: str, size: Size, title: str, variants: dict) -> None:
+    """AMGAN's G step under each G config (label -> GeneratorConfig), one process; the first is
+    the reference of the ratios."""
     schema = synthfashion.schema()
     cnn = AttributeCNN(schema, size.cnn).build_on_zeros()
     g_args = amgan_g_args(sub_batch(size, schema))
-    print(f"\n{name}: AMGAN G step by G policy (auto here = "
-          f"{precision.resolve('auto')})", flush=True)
+    print(f"\n{name}: AMGAN G step by {title}", flush=True)
     times = {}
-    for policy in policies:
+    for label, generator in variants.items():
         keras.utils.set_random_seed(0)
-        generator = dataclasses.replace(size.generator, dtype_policy=policy)
         gen = tf.function(amgan_model(size, schema, cnn, generator, size.critic).generator_step)
-        times[policy] = seconds(lambda: gen(*g_args), FLAGS.repeats)
-        print(f"  G step, G {policy:15s} {1000 * times[policy]:9.1f} ms  "
-              f"{times[policy] / times[policies[0]]:5.2f}x {policies[0]}", flush=True)
+        times[label] = seconds(lambda: gen(*g_args), FLAGS.repeats)
+        first = next(iter(times))
+        print(f"  G step, {label:20s} {1000 * times[label]:9.1f} ms  "
+              f"{times[label] / times[first]:5.2f}x {first}", flush=True)
 
 
 def main(argv):
@@ -251,8 +253,16 @@ def main(argv):
     print(f"matmul peak (4096^3, this run): float32 {peak32:.0f} GFLOP/s, bfloat16 "
           f"{peak16:.0f} GFLOP/s")
     for name in FLAGS.sizes:
+        size = SIZES[name]
         if FLAGS.g_policies:
-            compare_g_policies(name, SIZES[name], FLAGS.g_policies)
+            from amgan_tf import precision
+            compare_g_steps(name, size, f"G policy (auto here = {precision.resolve('auto')})",
+                            {f"G {p}": dataclasses.replace(size.generator, dtype_policy=p)
+                             for p in FLAGS.g_policies})
+        elif FLAGS.g_skips:
+            compare_g_steps(name, size, "U-Net skips in G",
+                            {f"skips={k}": dataclasses.replace(size.generator, skips=int(k))
+                             for k in FLAGS.g_skips})
         else:
             run_size(name, SIZES[name], peak32)
 
