@@ -66,7 +66,8 @@ class GeneratorConfig:
     # U-Net skips (Ronneberger et al. 2015): the decoder's last `skips` levels also get the encoder's
     # features of the same resolution (concatenated), so detail that the 4x-downsampled bottleneck
     # drops (garment edges, pattern phase, the colour under an edit) can reach the heads. 0 = StarGAN
-    # and the paper.
+    # and the paper. 1 gave crisper sample sheets but the same errors to the truth at 1.15x the G
+    # step (BUILD_NOTES.md, issue 14, experiment L).
     skips: int = 0
     # "mixed_bfloat16" runs G's convolutions in bfloat16 (2.5-3x faster on CPUs with AMX/AVX512-BF16,
     # 7.1x slower on an AVX2 one); "auto" picks it only where it is fast (precision.py);
