@@ -264,7 +264,7 @@ def main(argv):
                             {f"skips={k}": dataclasses.replace(size.generator, skips=int(k))
                              for k in FLAGS.g_skips})
         else:
-            run_size(name, SIZES[name], peak32)
+            run_size(name, size, peak32)
 
 
 if __name__ == "__main__":

@@ -152,6 +152,8 @@ def test_unet_skips_carry_the_encoder_levels_to_the_decoder(upsample):
     assert second_up.kernel.shape[-1 if upsample == "transpose" else 2] == 32  # 16 + level 1
     with pytest.raises(ValueError, match="skips must be 0-2; got 3"):
         GeneratorConfig(skips=3)
+
+
 def test_lr_schedule_constant_then_linear_to_zero():
     sched = HalfConstantLinearDecay(1e-4, 100)
     assert float(sched(0)) == pytest.approx(1e-4) and float(sched(50)) == pytest.approx(1e-4)
