@@ -163,6 +163,9 @@ def define_amgan_flags(fv: flags.FlagValues = flags.FLAGS):
     flags.DEFINE_float("cam_target_power", a.cam_target_power,
                        "L_a's target is the normalised CAM to this power (1 = the paper; > 1 "
                        "sharpens it).", flag_values=fv)
+    flags.DEFINE_float("cam_target_threshold", a.cam_target_threshold,
+                       "If > 0, L_a's target is binary: 1 where the normalised CAM >= this "
+                       "(0 = the CAM^power target).", flag_values=fv)
     flags.DEFINE_float("attention_floor", a.attention_floor,
                        "Every edit's mask a becomes max(a - floor, 0) / (1 - floor), so a mask's "
                        "low leak changes nothing; 0 = the paper. Training sees the raw mask "
@@ -213,7 +216,8 @@ def train_config(values: flags.FlagValues, seed: int = 0, log_every: int = 10):
                             max_dim=values.d_max_dim, dtype_policy=values.d_dtype_policy),
         use_dc=values.use_dc, attention_source=values.attention_source, weights=weights,
         perceptual_layers=tuple(values.perceptual_layers), crop_threshold=values.crop_threshold,
-        cam_target_power=values.cam_target_power, attention_floor=values.attention_floor,
+        cam_target_power=values.cam_target_power,
+        cam_target_threshold=values.cam_target_threshold, attention_floor=values.attention_floor,
         train_attention_floor=values.train_attention_floor,
         learning_rate=values.learning_rate, beta_1=values.beta1, beta_2=values.beta2,
         total_steps=values.steps)

@@ -1,13 +1,14 @@
 """How well the CAM attention target a* fits the region a perfect edit changes (SynthFashion).
 
     python benchmarks/cam_target_fit.py --classifier_workdir=runs/quickstart/classifier
-        [--images=300] [--sharpness=1,2,4] [--workdir=runs/quickstart]
+        [--images=300] [--sharpness=1,2,4] [--binary=0.2,0.4] [--workdir=runs/quickstart]
 
 L_a pulls G's attention towards a*, the CAM of the input's current value, normalised to [0, 1].
 If a* itself leaks outside the truly changed region, so will the attention. For each manipulated
 attribute and each target sharpness s (the normalised CAM raised to the power s) this prints the
 L1 distance to the true region (what L_a measures), the IoU at 0.5 and at the best threshold, and
-the mean target value outside the region (the leak). With --workdir it adds the trained G's own
+the mean target value inside the region (how much of a change the blend lets through there) and
+outside it (the leak); --binary adds binary targets (CAM >= t). With --workdir it adds the trained G's own
 attention as a row, for comparison. Rows with "the target on the truth" add the CAM of the target
 value on the true counterfactual (the edit region --lambda_out uses, for a perfect edit).
 """
@@ -32,6 +33,7 @@ flags.DEFINE_integer("seed", 0, "SynthFashion seed of the training data.")
 flags.DEFINE_integer("image_size", 64, "SynthFashion image size.")
 flags.DEFINE_integer("num_train", 12000, "Training figures (test figures follow them).")
 flags.DEFINE_list("sharpness", ["1", "2", "4"], "Powers applied to the normalised CAM.")
+flags.DEFINE_list("binary", [], "Thresholds t of binary targets CAM >= t.")
 flags.mark_flag_as_required("classifier_workdir")
 
 
@@ -41,7 +43,7 @@ def _row(name, maps, truth):
     l1 = float(np.abs(maps - truth).mean())
     leak = float(maps[~metrics.dilate(truth, 1)].mean())
     print(f"| {name} | {l1:.3f} | {scores['iou']:.2f} | {best_iou:.2f} at {best_t:.2f} | "
-          f"{leak:.3f} |")
+          f"{float(maps[truth].mean()):.2f} | {leak:.3f} |")
 
 
 def main(argv):
@@ -70,11 +72,14 @@ def main(argv):
         region = edit_region(cam, cam_trg, FLAGS.image_size).numpy()[..., 0]
         print(f"\n{attr.name}: {len(images)} test figures, truly changed region "
               f"{truth.mean():.1%} of the pixels")
-        print("| target | L1 to the true region | IoU at 0.5 | best IoU | mean outside |")
-        print("|---|---|---|---|---|")
+        print("| target | L1 to the true region | IoU at 0.5 | best IoU | mean inside | "
+              "mean outside |")
+        print("|---|---|---|---|---|---|")
         for s in map(float, FLAGS.sharpness):
             _row(f"CAM^{s:g}", cam ** s, truth)
             _row(f"max(CAM, CAM of the target on the truth)^{s:g}", union ** s, truth)
+        for t in map(float, FLAGS.binary):
+            _row(f"CAM >= {t:g}", (cam >= t).astype(np.float32), truth)
         _row("L_out region (that max, grown)", region, truth)
         print(f"L_out weight (1 - region) on truly changed pixels: {(1 - region)[truth].mean():.3f}"
               f", elsewhere: {(1 - region)[~metrics.dilate(truth, 1)].mean():.3f}")

@@ -36,7 +36,7 @@ LAMBDA = dict(lambda_cls=1.0, lambda_cyc=10.0, lambda_a=10.0, lambda_p=20.0, lam
 
 
 def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=False,
-               cam_target_power=1.0, lambda_out=0.0) -> AMGAN:
+               cam_target_power=1.0, lambda_out=0.0, cam_target_threshold=0.0) -> AMGAN:
     keras.utils.set_random_seed(seed)
     cnn = AttributeCNN(SCHEMA, AttributeCNNConfig(image_size=SIZE, widths=(8, 8, 8)))
     config = AmganConfig(image_size=SIZE, batch_size=B, n_critic=N_CRITIC,
@@ -46,6 +46,7 @@ def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=Fal
                                              dtype_policy=dtype_policy),
                          total_steps=10, learning_rate=learning_rate, xla_crops=xla_crops,
                          cam_target_power=cam_target_power,
+                         cam_target_threshold=cam_target_threshold,
                          weights=losses.LossWeights(lambda_out=lambda_out))
     return AMGAN(SCHEMA, config, cnn.build_on_zeros()).build_all()
 
@@ -142,7 +143,10 @@ def reference_generator(model, b):
         x_rec, _, _ = model.G(x_fake, b["m_org"])
         cyc = mean_per_example(tf.abs(b["x_real"] - x_rec))
         column = tf.gather(tf.constant(SCHEMA.manipulated_columns), b["r"])
-        a_star = cnn.cam(b["x_real"], column, b["c_org"]) ** model.config.cam_target_power
+        cam = cnn.cam(b["x_real"], column, b["c_org"])
+        threshold = model.config.cam_target_threshold
+        a_star = (tf.where(cam >= threshold, 1.0, 0.0) if threshold
+                  else cam ** model.config.cam_target_power)
         att = mean_per_example(tf.abs(a[..., 0] - a_star))
         f_fake, f_ref = cnn.features(x_fake), cnn.features(b["x_ref"])
         perc = b["ref_weight"] * sum(mean_per_example(tf.square(f_fake[k] - f_ref[k]))
@@ -247,6 +251,22 @@ def test_sharpened_cam_target(element):
     assert_logs_match(tf.function(model.train_step)(element), expected)
     with pytest.raises(ValueError, match="cam_target_power must be > 0"):
         make_model(cam_target_power=0.0)
+
+
+def test_binary_cam_target(element):
+    """--cam_target_threshold=0.5: L_a against 1[CAM >= 0.5]; bad values named."""
+    model = make_model(learning_rate=0.0, cam_target_threshold=0.5)
+    expected, _, _ = reference_iteration(model, element)
+    paper, _, _ = reference_iteration(make_model(learning_rate=0.0), element)
+    sharp, _, _ = reference_iteration(make_model(learning_rate=0.0, cam_target_power=3.0),
+                                      element)
+    assert expected["G/L_a"] != pytest.approx(paper["G/L_a"], rel=1e-3)
+    assert expected["G/L_a"] != pytest.approx(sharp["G/L_a"], rel=1e-3)
+    assert_logs_match(tf.function(model.train_step)(element), expected)
+    with pytest.raises(ValueError, match=r"cam_target_threshold must be in \[0, 1\)"):
+        make_model(cam_target_threshold=1.0)
+    with pytest.raises(ValueError, match="set one of them"):
+        make_model(cam_target_threshold=0.5, cam_target_power=3.0)
 
 
 def test_outside_change_term(element):
