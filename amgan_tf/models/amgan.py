@@ -45,9 +45,9 @@ class AmganConfig:
     # the CAM's ranking but lowers its leak outside the region (benchmarks/cam_target_fit.py).
     cam_target_power: float = 1.0
     # If > 0, L_a's target is binary instead: 1 where the normalised CAM >= this, else 0. At 0.5
-    # it covers the truly changed pattern and colour regions about twice as fully as CAM^3 (mean
-    # 0.79-0.84 vs 0.40-0.43 there) with no more leak, so x* = a z + (1 - a) x need not let the
-    # old pattern through (benchmarks/cam_target_fit.py --binary=0.5). 0 = CAM^power.
+    # it covers the truly changed pattern and colour regions about twice as fully as CAM^3 with
+    # no more leak (benchmarks/cam_target_fit.py --binary=0.5); trained, it gave crisper masks
+    # but no lower error (BUILD_NOTES.md, experiment M). 0 = CAM^power.
     cam_target_threshold: float = 0.0
     # The mask maps to max(a - floor, 0) / (1 - floor) in every edit (CLI, evaluation, exports;
     # `amgan_tf.edit.floored_attention`). 0 = the paper's x* = a z + (1 - a) x.
