@@ -8,9 +8,10 @@ If a* itself leaks outside the truly changed region, so will the attention. For 
 attribute and each target sharpness s (the normalised CAM raised to the power s) this prints the
 L1 distance to the true region (what L_a measures), the IoU at 0.5 and at the best threshold, and
 the mean target value inside the region (how much of a change the blend lets through there) and
-outside it (the leak); --binary adds binary targets (CAM >= t). With --workdir it adds the trained G's own
-attention as a row, for comparison. Rows with "the target on the truth" add the CAM of the target
-value on the true counterfactual (the edit region --lambda_out uses, for a perfect edit).
+outside it (the leak); --binary adds binary targets (CAM >= t). With --workdir it adds the
+trained G's own attention as a row, for comparison. Rows with "the target on the truth" add the
+CAM of the target value on the true counterfactual (the edit region --lambda_out uses, for a
+perfect edit).
 """
 
 from __future__ import annotations
