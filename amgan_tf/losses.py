@@ -195,6 +195,30 @@ def outside_change_loss(x_real, x_fake, region) -> tf.Tensor:
     return _mean_per_example(keep * tf.abs(x_fake - x_real))
 
 
+def keep_attributes_loss(logits_real, logits_fake, column, head_sizes: Sequence[int]) -> tf.Tensor:
+    """L_keep [B] = sum over the attributes other than `column` of KL(p(x) || p(x*)).
+
+    p is the frozen attribute CNN's softmax per attribute head (logits [B, sum(head_sizes)] in head
+    order), column [B] the label column of the attribute each example changes. Not in the paper:
+    G is told only the target value and L_cls covers attribute r alone, so nothing asked an edit
+    to keep what it does not change (removing a pattern repainted the garment dark red-brown,
+    BUILD_NOTES.md issue 14). The input's prediction is the target (no gradient), so it needs no
+    labels and is 0 for an unchanged image.
+    """
+    logits_real = tf.stop_gradient(_f32(logits_real))
+    logits_fake = _f32(logits_fake)
+    _check_same_shape(logits_real, logits_fake, "keep_attributes_loss")
+    column = tf.cast(column, tf.int32)
+    sizes = [int(n) for n in head_sizes]
+    total = tf.zeros(tf.shape(logits_real)[:1])
+    for i, (lr, lf) in enumerate(zip(tf.split(logits_real, sizes, axis=-1),
+                                     tf.split(logits_fake, sizes, axis=-1))):
+        log_p = tf.nn.log_softmax(lr)
+        kl = tf.reduce_sum(tf.exp(log_p) * (log_p - tf.nn.log_softmax(lf)), axis=-1)
+        total += tf.where(column == i, tf.zeros_like(kl), kl)
+    return total
+
+
 # ---- GANimation mask regularisers ------------------------------------------------------------------
 def attention_mean_loss(a) -> tf.Tensor:
     """[B] mean(a): pushes the mask towards "no edit" (GANimation uses 0.1 * mean(A))."""
@@ -223,12 +247,13 @@ class LossWeights:
     lambda_mask_tv: float = 0.0  # GANimation: 1e-5
     lambda_id: float = 0.0  # SaGAN: identity reconstruction |G(x, m_org) - x| (its code: 100)
     lambda_out: float = 0.0  # ours: change outside the CAM-derived edit region (issue 14)
+    lambda_keep: float = 0.0  # ours: the frozen CNN's other attributes unchanged by the edit
 
 
 # Generator term name -> LossWeights field (None = weight 1).
 GENERATOR_TERMS = {"adv": None, "cls": "lambda_cls", "cyc": "lambda_cyc", "att": "lambda_a",
                    "perc": "lambda_p", "mask_mean": "lambda_mask_mean", "mask_tv": "lambda_mask_tv",
-                   "id": "lambda_id", "out": "lambda_out"}
+                   "id": "lambda_id", "out": "lambda_out", "keep": "lambda_keep"}
 
 
 def _weighted_sum(pairs) -> tf.Tensor:

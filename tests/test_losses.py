@@ -189,6 +189,38 @@ def test_outside_change_loss_counts_only_the_change_outside_the_region():
         losses.outside_change_loss(x, x[:, :1], region)
 
 
+def test_keep_attributes_loss_is_the_kl_of_the_unchanged_heads():
+    # Heads of sizes 2 and 3. Example 0 changes attribute 0, so only head 1 counts; example 1
+    # changes attribute 1, so only head 0 counts.
+    real = tf.constant([[0.0, 0.0, 0.0, 0.0, 0.0], [math.log(3.0), 0.0, 1.0, 2.0, 3.0]])
+    fake = tf.constant([[5.0, -5.0, math.log(2.0), 0.0, 0.0], [0.0, 0.0, -1.0, 7.0, 0.0]])
+    column = tf.constant([0, 1])
+    # Example 0, head 1: p = (1/3, 1/3, 1/3), q = (2, 1, 1) / 4:
+    #   KL = 1/3 ln((1/3)/(1/2)) + 2/3 ln((1/3)/(1/4)) = 1/3 ln(2/3) + 2/3 ln(4/3).
+    # Example 1, head 0: p = (3/4, 1/4), q = (1/2, 1/2): KL = 3/4 ln(3/2) + 1/4 ln(1/2).
+    expected = [math.log(2 / 3) / 3 + 2 * math.log(4 / 3) / 3,
+                0.75 * math.log(1.5) + 0.25 * math.log(0.5)]
+    got = losses.keep_attributes_loss(real, fake, column, (2, 3))
+    np.testing.assert_allclose(_np(got), expected, rtol=1e-5)
+    # Both heads count for a column that names neither (e.g. a reference-only attribute's).
+    both = losses.keep_attributes_loss(real, fake, tf.constant([2, 2]), (2, 3))
+    assert _np(both)[0] > _np(got)[0] and _np(both)[1] > _np(got)[1]
+    # An unchanged prediction costs nothing, whatever is changed; the target takes no gradient.
+    np.testing.assert_allclose(_np(losses.keep_attributes_loss(real, real, column, (2, 3))), 0,
+                               atol=1e-6)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(real)
+        tape.watch(fake)
+        total = tf.reduce_sum(losses.keep_attributes_loss(real, fake, column, (2, 3)))
+    assert tape.gradient(total, real) is None
+    grad = _np(tape.gradient(total, fake))
+    # d KL / d fake-logits = q - p on the counted head, 0 on the changed one.
+    np.testing.assert_allclose(grad[0], [0, 0, 0.5 - 1 / 3, 0.25 - 1 / 3, 0.25 - 1 / 3], atol=1e-6)
+    np.testing.assert_allclose(grad[1], [0.5 - 0.75, 0.5 - 0.25, 0, 0, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="keep_attributes_loss"):
+        losses.keep_attributes_loss(real, fake[:, :4], column, (2, 3))
+
+
 # ---- objectives --------------------------------------------------------------------------------
 def test_objectives():
     w = losses.LossWeights()
@@ -204,6 +236,8 @@ def test_objectives():
     np.testing.assert_allclose(_np(g), [1.10001, 2.20002], rtol=1e-6)
     g = losses.generator_objective({"adv": one, "out": one}, losses.LossWeights(lambda_out=3.0))
     np.testing.assert_allclose(_np(g), [4.0, 8.0])
+    g = losses.generator_objective({"adv": one, "keep": one}, losses.LossWeights(lambda_keep=2.0))
+    np.testing.assert_allclose(_np(g), [3.0, 6.0])
     with pytest.raises(ValueError):
         losses.generator_objective({"adv": one, "cycle": one}, w)
     d = losses.discriminator_objective(one, one, one, w)

@@ -36,7 +36,8 @@ LAMBDA = dict(lambda_cls=1.0, lambda_cyc=10.0, lambda_a=10.0, lambda_p=20.0, lam
 
 
 def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=False,
-               cam_target_power=1.0, lambda_out=0.0, cam_target_threshold=0.0) -> AMGAN:
+               cam_target_power=1.0, lambda_out=0.0, cam_target_threshold=0.0,
+               lambda_keep=0.0) -> AMGAN:
     keras.utils.set_random_seed(seed)
     cnn = AttributeCNN(SCHEMA, AttributeCNNConfig(image_size=SIZE, widths=(8, 8, 8)))
     config = AmganConfig(image_size=SIZE, batch_size=B, n_critic=N_CRITIC,
@@ -47,7 +48,8 @@ def make_model(seed=0, learning_rate=1e-4, dtype_policy="float32", xla_crops=Fal
                          total_steps=10, learning_rate=learning_rate, xla_crops=xla_crops,
                          cam_target_power=cam_target_power,
                          cam_target_threshold=cam_target_threshold,
-                         weights=losses.LossWeights(lambda_out=lambda_out))
+                         weights=losses.LossWeights(lambda_out=lambda_out,
+                                                    lambda_keep=lambda_keep))
     return AMGAN(SCHEMA, config, cnn.build_on_zeros()).build_all()
 
 
@@ -163,6 +165,20 @@ def reference_generator(model, b):
             terms["L_out"] = mean_per_example((1.0 - region[..., None])
                                               * tf.abs(x_fake - b["x_real"]))
             total += lambda_out * terms["L_out"]
+        lambda_keep = model.config.weights.lambda_keep
+        if lambda_keep:  # KL(CNN(x) || CNN(x*)) of every attribute head but the changed one's
+            keep = 0.0
+            p_all, q_all = cnn(b["x_real"]), cnn(x_fake)
+            start = 0
+            for i, attribute in enumerate(SCHEMA.attributes):
+                n = len(attribute.values)
+                p = tf.nn.softmax(tf.stop_gradient(p_all[:, start:start + n]))
+                q = tf.nn.softmax(q_all[:, start:start + n])
+                kl = tf.reduce_sum(p * (tf.math.log(p) - tf.math.log(q)), axis=-1)
+                keep += tf.where(column == i, 0.0, kl)
+                start += n
+            terms["L_keep"] = keep
+            total += lambda_keep * keep
         total = tf.reduce_mean(total)
     grads = tape.gradient(total, model.generator_variables)
     logs = {f"G/{k}": tf.reduce_mean(v) for k, v in terms.items()}
@@ -276,6 +292,20 @@ def test_outside_change_term(element):
     assert expected["G/L_out"] > 0
     paper, _, _ = reference_iteration(make_model(), element)
     assert expected["G/total"] == pytest.approx(paper["G/total"] + 5.0 * expected["G/L_out"],
+                                                rel=1e-4)
+    model.d_opt, model.g_opt = RecordingOptimizer(), RecordingOptimizer()
+    assert_logs_match(model.train_step(element), expected)
+    assert_grads_match(model.g_opt.calls[0], model.generator_variables, g_grads)
+
+
+def test_keep_attributes_term(element):
+    """--lambda_keep: L_keep (the frozen CNN's other heads, input vs edit) logged and weighted
+    into G's objective; gradients as the reference's."""
+    model = make_model(lambda_keep=2.0)
+    expected, _, g_grads = reference_iteration(model, element)
+    assert expected["G/L_keep"] > 0
+    paper, _, _ = reference_iteration(make_model(), element)
+    assert expected["G/total"] == pytest.approx(paper["G/total"] + 2.0 * expected["G/L_keep"],
                                                 rel=1e-4)
     model.d_opt, model.g_opt = RecordingOptimizer(), RecordingOptimizer()
     assert_logs_match(model.train_step(element), expected)

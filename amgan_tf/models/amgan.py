@@ -26,7 +26,7 @@ ATTENTION_SOURCES = ("generator", "cam")
 # Generator loss terms as the paper names them (TensorBoard and console).
 PAPER_NAMES = {"adv": "L_adv", "cls": "L_cls", "cyc": "L_cyc", "att": "L_a", "perc": "L_p",
                "mask_mean": "L_mask_mean", "mask_tv": "L_mask_tv", "id": "L_id",
-               "out": "L_out"}
+               "out": "L_out", "keep": "L_keep"}
 
 
 @dataclasses.dataclass
@@ -90,7 +90,7 @@ class AmganConfig:
     @property
     def needs_attribute_cnn(self) -> bool:
         w = self.weights
-        return (w.lambda_a > 0 or w.lambda_p > 0 or w.lambda_out > 0
+        return (w.lambda_a > 0 or w.lambda_p > 0 or w.lambda_out > 0 or w.lambda_keep > 0
                 or self.attention_source == "cam")
 
 
@@ -145,8 +145,8 @@ class AMGAN(keras.Model):
                  attribute_cnn: AttributeCNN | None = None, **kwargs):
         super().__init__(**kwargs)
         if config.needs_attribute_cnn and attribute_cnn is None:
-            raise ValueError("This configuration uses the attribute CNN (lambda_a, lambda_p or CAM "
-                             "attention) but none was given.")
+            raise ValueError("This configuration uses the attribute CNN (lambda_a, lambda_p, "
+                             "lambda_out, lambda_keep or CAM attention) but none was given.")
         self.schema, self.config = schema, config
         n = schema.num_values
         self.G = Generator(config.generator, name="G")
@@ -287,8 +287,10 @@ class AMGAN(keras.Model):
             x_rec, a_rec, _ = self.generate(x_fake, m_org, r, c_trg)
             terms["cyc"] = losses.cycle_loss(x_real, x_rec)
             guided = w.lambda_a > 0 and cfg.attention_source == "generator"
+            if guided or w.lambda_out > 0 or w.lambda_keep > 0:  # one CNN pass on x_real
+                f_real = self.cnn.features(x_real, training=False)
             if guided or w.lambda_out > 0:
-                cam_org = tf.stop_gradient(self._cam(x_real, r, c_org))
+                cam_org = tf.stop_gradient(self._cam(x_real, r, c_org, conv5=f_real["conv5"]))
             if guided:
                 a_star = cam_org
                 if cfg.cam_target_threshold > 0:
@@ -296,8 +298,12 @@ class AMGAN(keras.Model):
                 elif cfg.cam_target_power != 1.0:
                     a_star = a_star ** cfg.cam_target_power
                 terms["att"] = losses.attention_loss(a, a_star)
-            if w.lambda_p > 0 or w.lambda_out > 0:  # one CNN pass on x_fake serves both
+            if w.lambda_p > 0 or w.lambda_out > 0 or w.lambda_keep > 0:  # one pass on x_fake
                 f_fake = self.cnn.features(x_fake, training=False)
+            if w.lambda_keep > 0:
+                terms["keep"] = losses.keep_attributes_loss(
+                    f_real["logits"], f_fake["logits"], tf.gather(self.r_columns, r),
+                    self.cnn.head_sizes)
             if w.lambda_out > 0:
                 region = self._edit_region(cam_org, x_fake, f_fake["conv5"], r, c_trg)
                 terms["out"] = losses.outside_change_loss(x_real, x_fake, region)
