@@ -285,31 +285,28 @@ def test_binary_cam_target(element):
         make_model(cam_target_threshold=0.5, cam_target_power=3.0)
 
 
-def test_outside_change_term(element):
-    """--lambda_out: L_out logged and weighted into G's objective; gradients as the reference's."""
-    model = make_model(lambda_out=5.0)
+def check_added_term(element, log_key, weight, **model_kwargs):
+    """An option's term is logged, weighted into G's objective on top of the paper's, and its
+    gradients are the reference's."""
+    model = make_model(**model_kwargs)
     expected, _, g_grads = reference_iteration(model, element)
-    assert expected["G/L_out"] > 0
+    assert expected[log_key] > 0
     paper, _, _ = reference_iteration(make_model(), element)
-    assert expected["G/total"] == pytest.approx(paper["G/total"] + 5.0 * expected["G/L_out"],
+    assert expected["G/total"] == pytest.approx(paper["G/total"] + weight * expected[log_key],
                                                 rel=1e-4)
     model.d_opt, model.g_opt = RecordingOptimizer(), RecordingOptimizer()
     assert_logs_match(model.train_step(element), expected)
     assert_grads_match(model.g_opt.calls[0], model.generator_variables, g_grads)
+
+
+def test_outside_change_term(element):
+    """--lambda_out: L_out, the change outside the CAM-derived edit region."""
+    check_added_term(element, "G/L_out", 5.0, lambda_out=5.0)
 
 
 def test_keep_attributes_term(element):
-    """--lambda_keep: L_keep (the frozen CNN's other heads, input vs edit) logged and weighted
-    into G's objective; gradients as the reference's."""
-    model = make_model(lambda_keep=2.0)
-    expected, _, g_grads = reference_iteration(model, element)
-    assert expected["G/L_keep"] > 0
-    paper, _, _ = reference_iteration(make_model(), element)
-    assert expected["G/total"] == pytest.approx(paper["G/total"] + 2.0 * expected["G/L_keep"],
-                                                rel=1e-4)
-    model.d_opt, model.g_opt = RecordingOptimizer(), RecordingOptimizer()
-    assert_logs_match(model.train_step(element), expected)
-    assert_grads_match(model.g_opt.calls[0], model.generator_variables, g_grads)
+    """--lambda_keep: L_keep, the frozen CNN's other heads on the input vs on the edit."""
+    check_added_term(element, "G/L_keep", 2.0, lambda_keep=2.0)
 
 
 def test_compiled_step_logs_match_the_paper(element):
