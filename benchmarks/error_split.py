@@ -1,10 +1,10 @@
-"""Where a model's pattern edits lose to doing nothing: evaluate's pattern error split by the
-input's and the target's pattern, beside what simple phase-blind answers would score.
+"""Where a model's edits of one attribute lose to doing nothing: evaluate's counterfactual error
+split by the input's and the target's value, beside what simple phase-blind answers would score.
 
-    python benchmarks/pattern_error_split.py --workdir=runs/quickstart [--images=300]
+    python benchmarks/error_split.py --workdir=runs/quickstart [--attribute=pattern] [--images=300]
 
-On evaluate's counterfactual images and pattern targets (the same 300 test figures), per
-(input pattern -> target pattern) pair, MAE (0-255) against SynthFashion's counterfactual of:
+On evaluate's counterfactual images and targets (the same 300 test figures), per
+(input value -> target value) pair, MAE (0-255) against SynthFashion's counterfactual of:
 - the model's edit;
 - doing nothing;
 - the model's edit with the truly changed region filled by the edit's own mean colour there
@@ -31,6 +31,7 @@ from amgan_tf.metrics import changed_region
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained SynthFashion AMGAN workdir.")
+flags.DEFINE_string("attribute", "pattern", "The manipulated attribute to split.")
 flags.DEFINE_integer("images", 300, "Test figures (evaluate's counterfactual set).")
 flags.mark_flag_as_required("workdir")
 
@@ -43,7 +44,11 @@ def main(argv):
     config = train_config.data
     synth = SynthFashion(config.seed, config.image_size)
     schema = model.schema
-    r = [a.name for a in schema.manipulated].index("pattern")
+    names = [a.name for a in schema.manipulated]
+    if FLAGS.attribute not in names:
+        raise SystemExit(f"--attribute={FLAGS.attribute!r} is not manipulated by this model; "
+                         f"choose one of {', '.join(names)}.")
+    r = names.index(FLAGS.attribute)
     attr = schema.manipulated[r]
     idx = np.arange(config.num_train, config.num_train + FLAGS.images)
     images, labels = zip(*(synth.example(int(i))[:2] for i in idx))
@@ -56,7 +61,7 @@ def main(argv):
     rows = collections.defaultdict(list)
     for n, (i, t) in enumerate(zip(idx, targets)):
         spec = synth.spec(int(i))
-        cf_spec = spec.replace(pattern=attr.values[int(t)])
+        cf_spec = spec.replace(**{attr.name: attr.values[int(t)]})
         x = images[n].astype(np.float32)
         cf = render(cf_spec, config.image_size)[0].astype(np.float32)
         y = fake[n]
@@ -69,11 +74,11 @@ def main(argv):
         luma_y, luma_cf = y[region] @ LUMA, cf[region] @ LUMA
         bias = (np.abs(y[region].mean(axis=0) - cf[region].mean(axis=0)).mean()
                 * region.mean() if region.any() else 0.0)
-        rows[(spec.pattern, cf_spec.pattern)].append((
+        rows[(getattr(spec, attr.name), attr.values[int(t)])].append((
             np.abs(y - cf).mean(), np.abs(x - cf).mean(), np.abs(filled - cf).mean(),
             np.abs(oracle - cf).mean(),
             luma_y.std() if region.any() else 0.0, luma_cf.std() if region.any() else 0.0, bias))
-    print(f"{FLAGS.workdir}: pattern edits of {len(idx)} test figures, MAE to the counterfactual")
+    print(f"{FLAGS.workdir}: {attr.name} edits of {len(idx)} test figures, MAE to the counterfactual")
     print("| input -> target | images | model | nothing | model, region filled with its mean | "
           "oracle (random phase) | contrast model / truth | mean-colour error |")
     print("|---|---|---|---|---|---|---|---|")
