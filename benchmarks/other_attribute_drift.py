@@ -58,6 +58,8 @@ def main(argv):
         if attr.name == "pattern" and "plain" in attr.values:
             rows.append(("pattern -> plain", targets == attr.values.index("plain")))
         for name, sel in rows:
+            if not sel.any():
+                continue
             flips = ", ".join(
                 f"{h} {np.mean(pred[1][sel, j] != pred[0][sel, j]):.2f} / "
                 f"{np.mean(pred[2][sel, j] != pred[0][sel, j]):.2f}"
