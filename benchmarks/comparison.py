@@ -20,7 +20,9 @@ fresh machine restores before anything else. A method whose record matches its s
 training arguments with every flagfile's text expanded, and the weights of its CNN and judge) is
 not trained again; change a config and its method is retrained. Commit docs/results/ after a
 sitting. At the end the script writes docs/RESULTS.md, docs/results_retrieval.png and
-docs/results_grid.png from the records.
+docs/results_grid.png from every kept record, also those of methods it was not asked to run
+(--only); a record made with other settings than the current ones is shown marked "(old
+settings)" until its method is retrained, so a partly retrained comparison stays whole.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ JUDGES = {  # slug -> flags of its independent judge
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("root", "runs/compare", "Folder of all runs.")
-flags.DEFINE_list("only", [], "Train/evaluate only these methods (names or slugs).")
+flags.DEFINE_list("only", [], "Train/evaluate only these methods (names or slugs); the report "
+                  "still shows every kept record.")
 flags.DEFINE_boolean("no_train", False, "Only evaluate and write the report from what exists.")
 flags.DEFINE_string("extra_flags", "", "Flags added to every AMGAN training command, as one "
                     "shell-quoted string (smoke tests: tiny sizes and steps).")
@@ -84,6 +87,7 @@ flags.DEFINE_string("records", os.path.join(ROOT, "docs", "results"),
 GRID_INPUTS = 4  # test inputs in the grid, one edit per manipulated attribute each
 RETRIEVAL_KS = ("1", "5", "30")  # the table's k; the plot has every k
 ANALYSIS_FILE = "analysis.md"  # the reading of the tables, by hand, beside the records
+STALE_MARK = "(old settings)"  # beside a method whose only record predates its current settings
 
 
 def _python_m(module: str, args: list[str], log_path: str) -> float:
@@ -195,17 +199,25 @@ def _commit() -> str:
         return "unknown"
 
 
-def load_record(slug: str, digest: str) -> dict | None:
+def read_record(slug: str) -> dict | None:
     path = os.path.join(FLAGS.records, f"{slug}.json")
     if not os.path.exists(path):
         return None
     with open(path) as f:
-        record = json.load(f)
-    if record.get("digest") != digest:
-        print(f"{path} was made with other settings or another CNN/judge; retraining.",
-              flush=True)
-        return None
-    return record
+        return json.load(f)
+
+
+def load_record(slug: str, digest: str) -> dict | None:
+    """The kept record if it was made with exactly these settings, CNN and judge."""
+    record = read_record(slug)
+    return record if record is not None and record.get("digest") == digest else None
+
+
+def stale_record(slug: str) -> dict:
+    """A kept record of other settings (an older config, CNN or judge), flagged for the report
+    until its method is retrained; {} if none was kept."""
+    record = read_record(slug)
+    return {**record, "stale": True} if record is not None else {}
 
 
 def grid_edits(schema, labels) -> list[tuple[int, int, int]]:
@@ -278,9 +290,15 @@ def judge_args(slug: str) -> tuple[str, list[str]]:
                      *shlex.split(FLAGS.judge_extra_flags)]
 
 
+def restore_judge(slug: str) -> str:
+    workdir, _ = judge_args(slug)
+    restore_classifier(workdir, f"judge_{slug}")
+    return workdir
+
+
 def ensure_judge(slug: str) -> str:
     workdir, args = judge_args(slug)
-    restore_classifier(workdir, f"judge_{slug}")
+    restore_judge(slug)
     if not os.path.exists(os.path.join(workdir, "classifier_metrics.json")):
         os.makedirs(workdir, exist_ok=True)
         print(f"Training the independent {slug} judge in {workdir}...", flush=True)
@@ -291,25 +309,31 @@ def ensure_judge(slug: str) -> str:
 
 
 def run_method(name: str, slug: str, train_flags: list[str], group: str, classifier: str,
-               judge: str) -> dict:
-    """The method's record: kept from an earlier sitting if its settings match, else trained (or
-    resumed), evaluated and kept; {} while unfinished (--no_train)."""
+               judge: str, chosen: bool = True) -> dict:
+    """The method's record: kept from an earlier sitting if its settings match, else (if chosen)
+    trained or resumed, evaluated and kept. While it is unfinished (--no_train, or not chosen),
+    a record of other settings stands in, flagged stale; {} if there is none."""
     from amgan_tf import classifier_lib
     workdir = os.path.join(FLAGS.root, slug)
     args = [*train_flags, f"--workdir={workdir}", f"--classifier_workdir={classifier}",
             *shlex.split(FLAGS.extra_flags)]
-    if classifier_lib.is_trained(classifier):
+    if classifier_lib.is_trained(classifier) and classifier_lib.is_trained(judge):
         record = load_record(slug, settings_digest(args, classifier, judge))
         if record is not None:
             return record
+    if not chosen:
+        return stale_record(slug)
     os.makedirs(workdir, exist_ok=True)
     claim_workdir(workdir, args)
     log = os.path.join(workdir, "log.txt")
     if not FLAGS.no_train and not _finished(workdir):
+        if read_record(slug) is not None:
+            print(f"The kept record of {name} was made with other settings or another CNN/judge; "
+                  "retraining.", flush=True)
         print(f"Training {name} in {workdir} (resumes if stopped before)...", flush=True)
         _add_wall(workdir, "train", _python_m("amgan_tf.train", args, log))
     if not _finished(workdir):
-        return {}
+        return stale_record(slug)
     keep_classifier(classifier, os.path.basename(classifier))  # the first run trained it
     digest = settings_digest(args, classifier, judge)
     record = load_record(slug, digest)  # kept by a sitting that shared this CNN
@@ -338,8 +362,18 @@ def _minutes(s):
     return f"{s / 60:.0f} min"
 
 
+def _label(row: dict) -> str:
+    return row["name"] + (f" {STALE_MARK}" if row.get("stale") else "")
+
+
+def _reference(rows: list[dict]) -> dict:
+    """The report whose "change nothing" and ceiling rows head the tables: a current row's, as
+    evaluation may have changed since a stale one was scored."""
+    return next((r for r in rows if not r.get("stale")), rows[0])["report"]
+
+
 def tables(rows: list[dict]) -> list[str]:
-    first = rows[0]["report"]
+    first = _reference(rows)
     attrs = [k for k in first["accuracy_independent_judge"] if k != "mean"]
     out = ["| method | " + " | ".join(attrs) + " | mean | training wall time |",
            "|---|" + "---|" * (len(attrs) + 2)]
@@ -348,7 +382,7 @@ def tables(rows: list[dict]) -> list[str]:
                + f" | {_pct(nothing['mean'])} | |")
     for row in rows:
         acc = row["report"]["accuracy_independent_judge"]
-        out.append(f"| {row['name']} | " + " | ".join(_pct(acc[a]) for a in attrs)
+        out.append(f"| {_label(row)} | " + " | ".join(_pct(acc[a]) for a in attrs)
                    + f" | {_pct(acc['mean'])} | {_minutes(row['walls'].get('train', 0))} |")
     if "retrieval_realism" in first:
         rr = first["retrieval_realism"]
@@ -370,7 +404,7 @@ def tables(rows: list[dict]) -> list[str]:
                    f"{rr['fid']['input']:.2f} | {1000 * rr['kid']['input']:.2f} |")
         for row in rows:
             rr = row["report"]["retrieval_realism"]
-            out.append(f"| {row['name']} | {hits(rr['retrieval'], 'model')} | "
+            out.append(f"| {_label(row)} | {hits(rr['retrieval'], 'model')} | "
                        f"{rr['fid']['model']:.2f} | {1000 * rr['kid']['model']:.2f} |")
     if "counterfactual_mean_abs_error" in first:
         cf = first["counterfactual_mean_abs_error"]
@@ -385,7 +419,7 @@ def tables(rows: list[dict]) -> list[str]:
                    + " | " + " | ".join("0" for _ in attrs) + " |")
         for row in rows:
             cf = row["report"]["counterfactual_mean_abs_error"]
-            out.append(f"| {row['name']} | " + " | ".join(f"{cf[a]['amgan']:.2f}" for a in attrs)
+            out.append(f"| {_label(row)} | " + " | ".join(f"{cf[a]['amgan']:.2f}" for a in attrs)
                        + " | " + " | ".join(f"{cf[a]['amgan_outside_changed']:.2f}"
                                             for a in attrs)
                        + " | " + " | ".join(f"{cf[a]['attention']['iou']:.2f}" for a in attrs)
@@ -399,9 +433,9 @@ def retrieval_plot(rows: list[dict], path: str) -> None:
     for row in rows:
         rr = row["report"]["retrieval_realism"]["retrieval"]
         ks = sorted(int(k) for k in next(iter(rr.values()))["model"])
-        curves[row["name"]] = {k: float(np.mean([r["model"][str(k)] for r in rr.values()]))
+        curves[_label(row)] = {k: float(np.mean([r["model"][str(k)] for r in rr.values()]))
                                for k in ks}
-    rr = rows[0]["report"]["retrieval_realism"]["retrieval"]
+    rr = _reference(rows)["retrieval_realism"]["retrieval"]
     curves["change nothing"] = {k: float(np.mean([r["input"][str(k)] for r in rr.values()]))
                                 for k in ks}
     line_plot(curves, "top-k retrieval, mean over attributes", "k", "hit rate",
@@ -425,7 +459,7 @@ def grid(rows: list[dict], group: str, path: str) -> None:
     tiles, captions = [], []
     for k, (attribute, value) in enumerate(edits):
         for column, caption in [(inputs, [f"{attribute}->", value[:9]])] + [
-                (col, [row["name"][:14], row["name"][14:28]]) for row, col in zip(rows, columns)]:
+                (col, [_label(row)[:14], _label(row)[14:28]]) for row, col in zip(rows, columns)]:
             tiles.append(column[k * size:(k + 1) * size])
             captions.append(caption)
     labelled_grid(np.stack(tiles), captions, cols=1 + len(rows), scale=2,
@@ -446,6 +480,10 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
              "Machines: no GPU; each method's CPU is given with its command below (sittings "
              "may run on different hosts, so compare wall times only between rows on the same "
              "CPU).", ""]
+    if any(row.get("stale") for row in synth + real):
+        lines += [f"Rows marked {STALE_MARK} are kept from a sitting with other settings (an "
+                  "older config, attribute CNN or judge; their commands and commits are below): "
+                  "shown until the script retrains them, not comparable with the others.", ""]
     if synth:
         lines += ["## SynthFashion", "", "Manipulation accuracy by the independent judge:", ""]
         lines += tables(synth)
@@ -466,7 +504,7 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
     lines += ["", "## Commands", ""]
     for row in synth + real:
         train_time = _minutes(row["walls"].get("train", 0))
-        lines.append(f"- {row['name']}: `{row['command']}` (training {train_time}, "
+        lines.append(f"- {_label(row)}: `{row['command']}` (training {train_time}, "
                      f"evaluation {_minutes(row['walls'].get('evaluate', 0))}; {row['cpu']}; "
                      f"commit {row['commit']}, {row['finished']})"
                      + (f". {row['note']}" if row.get("note") else ""))
@@ -477,7 +515,7 @@ def write_results(synth: list[dict], real: list[dict]) -> None:
     lines.append("- each method's scores: `python -m amgan_tf.evaluate --workdir=<its workdir> "
                  "--judge_workdir=<its judge> --output=<its workdir>/evaluation`")
     missing = [name for name, _, _ in SYNTH + REAL
-               if name not in {row["name"] for row in synth + real}]
+               if name not in {row["name"] for row in synth + real if not row.get("stale")}]
     if missing:
         lines += ["", f"Not yet finished (run the script again to continue): "
                       f"{', '.join(missing)}."]
@@ -500,12 +538,13 @@ def main(argv):
             ("synth", SYNTH, os.path.join(FLAGS.root, "classifier")),
             ("real", REAL, os.path.join(FLAGS.root, "classifier_clothing"))):
         todo = [m for m in methods if chosen(m[0], m[1])]
-        if not todo:
-            continue
         restore_classifier(classifier, os.path.basename(classifier))
-        judge = ensure_judge("synth" if group == "synth" else "clothing")
-        for name, slug, train_flags in todo:
-            row = run_method(name, slug, train_flags, group, classifier, judge)
+        judge_slug = "synth" if group == "synth" else "clothing"
+        # Without a method to train, only the kept judge is needed (to check the records).
+        judge = ensure_judge(judge_slug) if todo else restore_judge(judge_slug)
+        for name, slug, train_flags in methods:  # every kept record is reported
+            row = run_method(name, slug, train_flags, group, classifier, judge,
+                             chosen=chosen(name, slug))
             if row:
                 results[group].append(row)
     write_results(results["synth"], results["real"])

@@ -47,11 +47,12 @@ def compared(tmp_path_factory):
     reports.append(report())
     refused = run(only="stargan", extra=" --lambda_cyc=5")  # over the finished run's folder
     changed = run("runs_fresh_machine", only="stargan", extra=" --lambda_cyc=5")
+    reports.append(report())
     return where, (first, second, fresh, refused, changed), reports
 
 
 def test_first_invocation_trains_judges_and_reports(compared):
-    where, (first, *_), (text, _) = compared
+    where, (first, *_), (text, *_) = compared
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "Training the independent synth judge" in first.stdout
     assert first.stdout.count("Training ") == 3  # the judge, AMGAN and StarGAN
@@ -81,7 +82,7 @@ def test_second_invocation_reuses_finished_runs(compared):
 
 
 def test_a_fresh_machine_restores_the_kept_records_and_trains_nothing(compared):
-    where, (*_, fresh, _, _), (report, fresh_report) = compared
+    where, (*_, fresh, _, _), (report, fresh_report, _) = compared
     assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
     assert "Training" not in fresh.stdout and "Evaluating" not in fresh.stdout
     assert fresh.stdout.count("Restoring ") == 2  # the shared attribute CNN and the judge
@@ -105,3 +106,16 @@ def test_a_record_made_with_other_settings_is_retrained(compared):
     assert "other settings" in changed.stdout and "Training StarGAN" in changed.stdout
     record = json.load(open(where / "docs" / "results" / "stargan.json"))
     assert "--lambda_cyc=5" in record["command"]
+
+
+def test_a_partly_retrained_comparison_reports_every_kept_record(compared):
+    """After StarGAN alone was retrained with other settings (--only), the report still shows
+    AMGAN from its kept record, marked as made with other settings, and names it unfinished."""
+    where, _, (*_, text) = compared
+    assert text.count("| StarGAN |") == 3  # retrained: current
+    assert text.count("| AMGAN (old settings) |") == 3  # kept: its digest has no --lambda_cyc=5
+    assert "| AMGAN |" not in text
+    assert "Rows marked (old settings) are kept from a sitting with other settings" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("Not yet finished"))
+    # In SYNTH's order: AMGAN is listed, StarGAN (between it and GANimation) is not.
+    assert ": AMGAN (quick start), AMGAN, GANimation, SaGAN," in line
