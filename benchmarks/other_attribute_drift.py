@@ -17,7 +17,7 @@ import numpy as np
 from absl import app, flags
 
 from amgan_tf import losses, trained
-from amgan_tf.data.synthfashion import SynthFashion, render
+from amgan_tf.data.synthfashion import SynthFashion
 from amgan_tf.evaluation import manipulate_batches, manipulation_targets
 from amgan_tf.imaging import to_float
 
@@ -47,8 +47,8 @@ def main(argv):
         fake = np.zeros(images.shape, np.uint8)
         for out, _, sel in manipulate_batches(model, images, labels, r, targets):
             fake[sel] = out.numpy()
-        truth = np.stack([render(synth.spec(int(i)).replace(**{attr.name: attr.values[int(t)]}),
-                                 config.image_size)[0] for i, t in zip(idx, targets)])
+        truth = np.stack([synth.example(int(i), **{attr.name: attr.values[int(t)]})[0]
+                          for i, t in zip(idx, targets)])
         logits = [cnn(to_float(a), training=False) for a in (images, fake, truth)]
         column = np.full(len(idx), cnn.schema.column(attr.name), np.int32)
         keep = [losses.keep_attributes_loss(logits[0], l, column, cnn.head_sizes).numpy()

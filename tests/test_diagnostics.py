@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from amgan_tf import trained
-from amgan_tf.data.synthfashion import SynthFashion, render
+from amgan_tf.data.synthfashion import SynthFashion
 from amgan_tf.evaluation import manipulation_targets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -19,10 +19,9 @@ IMAGES = 12  # the tiny workdir's first 12 test figures include pattern -> plain
 
 
 def run(script, *args):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args],
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
                           text=True, timeout=600)
-    return proc
 
 
 def table(stdout):
@@ -43,9 +42,8 @@ def figures(workdir, attribute):
     targets = manipulation_targets(np.stack(labels), schema, r)
     out = []
     for i, x, t in zip(idx, images, targets):
-        spec = synth.spec(int(i))
-        truth = render(spec.replace(**{attribute: attr.values[int(t)]}), config.image_size)[0]
-        out.append((getattr(spec, attribute), attr.values[int(t)],
+        truth = synth.example(int(i), **{attribute: attr.values[int(t)]})[0]
+        out.append((getattr(synth.spec(int(i)), attribute), attr.values[int(t)],
                     np.abs(x.astype(np.float32) - truth.astype(np.float32)).mean()))
     return out
 
